@@ -1,0 +1,90 @@
+"""The SplitFed protocol for one batch, written once for every model and every cut.
+
+U-shaped (``back < n``), five messages per batch:
+
+1. site: run the front stages; send the ``up`` tensors (activations) to the server;
+2. server: run its stages; send the ``down`` tensors back;
+3. site: run the back stages, compute the loss, backward; send the gradients of what it
+   received;
+4. server: backward; send the gradients of what it received;
+5. site: backward into the front stages; both sides then step their optimizers.
+
+Every crossing goes through the :class:`~medseg_kit.wire.Wire`, which hands the receiver
+a fresh leaf. The skip tensors that stay on the site (``split.kept``) are also cut
+between the front and back stages, so that each part is back-propagated exactly once per
+batch: the front receives the gradients of the server *and* of the back stages in one
+``backward`` call. (A loop that skips this traverses the front several times a step.)
+
+Vanilla (``back == n``): the server runs to the logits; the label is sent up with the
+activations and the loss is computed on the server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from .models.staged import INPUT, OUTPUT
+from .split import Part, Split
+from .wire import Wire
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _grads(sent: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.grad for k, v in sent.items() if v.requires_grad and v.grad is not None}
+
+
+def _backward(outputs: dict[str, torch.Tensor], grads: dict[str, torch.Tensor]) -> None:
+    pairs = [(outputs[k], g) for k, g in grads.items() if outputs[k].requires_grad]
+    if pairs:
+        torch.autograd.backward([p[0] for p in pairs], [p[1] for p in pairs])
+
+
+def split_train_step(split: Split, client: Part, server: Part, x: torch.Tensor,
+                     y: torch.Tensor, loss_fn: LossFn, wire: Wire) -> torch.Tensor:
+    """Forward and backward of one batch across the cut; returns the (detached) loss.
+
+    Gradients are left in the parameters of ``client`` and ``server``; the caller steps
+    the optimizers (so that the same step serves every strategy).
+    """
+    f, b, n = split.front, split.back, split.n
+    env = client.run({INPUT: x}, 0, f)
+    up = wire.send({t: env[t] for t in split.up}, "up", "activation",
+                   requires_grad=split.learned)
+    kept = {t: env[t].detach().requires_grad_(env[t].requires_grad) for t in split.kept}
+    senv = server.run(dict(up), f, b)
+    if split.labels_to_server:  # vanilla split: the label leaves the site
+        y_server = wire.send({"label": y.to(torch.uint8)}, "up", "label")["label"].to(y.dtype)
+        loss = loss_fn(senv[OUTPUT], y_server)
+        loss.backward()
+    else:
+        down = wire.send({t: senv[t] for t in split.down}, "down", "activation",
+                         requires_grad=split.learned)
+        benv = client.run({**kept, **down}, b, n)
+        loss = loss_fn(benv[OUTPUT], y)
+        loss.backward()  # back stages; grads land on the received and kept leaves
+        g_down = wire.send(_grads(down), "up", "gradient")
+        _backward({t: senv[t] for t in g_down}, g_down)
+    g_up = wire.send(_grads(up), "down", "gradient")
+    front_grads = dict(g_up)
+    for t, g in _grads(kept).items():
+        front_grads[t] = front_grads[t] + g if t in front_grads else g
+    _backward({t: env[t] for t in front_grads}, front_grads)
+    return loss.detach()
+
+
+@torch.no_grad()
+def split_forward(split: Split, client: Part, server: Part, x: torch.Tensor,
+                  wire: Wire | None = None) -> torch.Tensor:
+    """Inference across the cut (activations only); returns the logits."""
+    f, b, n = split.front, split.back, split.n
+    env = client.run({INPUT: x}, 0, f)
+    send = (lambda d, direction: wire.send(d, direction, "activation")) if wire else (
+        lambda d, direction: d)
+    senv = server.run(dict(send({t: env[t] for t in split.up}, "up")), f, b)
+    if split.labels_to_server:
+        return senv[OUTPUT]
+    down = send({t: senv[t] for t in split.down}, "down")
+    return client.run({**{t: env[t] for t in split.kept}, **down}, b, n)[OUTPUT]
