@@ -198,14 +198,17 @@ class Split:
         Integer tensors (e.g. pooling indices) travel without gradients. The label
         (vanilla split only) is counted at one byte a pixel.
         """
-        res = {"up_activations": 0, "up_gradients": 0, "down_activations": 0,
-               "down_gradients": 0}
+        res = {"up_activations": 0, "up_gradients": 0, "up_labels": 0,
+               "down_activations": 0, "down_gradients": 0}
         for c in self.crossings(size):
+            if c.name == "label":
+                res["up_labels"] += c.bytes
+                continue
             res[f"{c.direction}_activations"] += c.bytes
             if c.has_grad:
                 other = "down" if c.direction == "up" else "up"
                 res[f"{other}_gradients"] += c.bytes
-        res["up"] = res["up_activations"] + res["up_gradients"]
+        res["up"] = res["up_activations"] + res["up_gradients"] + res["up_labels"]
         res["down"] = res["down_activations"] + res["down_gradients"]
         return res
 

@@ -105,7 +105,6 @@ class Wire:
             self.counts[(direction, kind, name)] += nbytes
             if kind == "activation" and t.is_floating_point():
                 want = True if requires_grad is None else requires_grad.get(name, True)
-                t = t.clone() if t.data_ptr() == tensors[name].data_ptr() else t
                 t.requires_grad_(want)
             out[name] = t
         return out

@@ -11,8 +11,9 @@ Stage table::
     enc1(x)->enc1  enc2(enc1)->enc2  enc3  enc4  bottleneck(enc4)->bottleneck
     dec4(bottleneck,enc4)  dec3(dec4,enc3)  dec2(dec3,enc2)  dec1(dec2,enc1)  head(dec1)->logits
 
-Default cut ``(1, 9)``: the first level and the head on the site, everything between on
-the server — the U-shaped configuration of the SplitFed papers.
+Default cut ``(1, 8)``: the first encoder level, the last decoder level and the head on the
+site, everything between on the server (the U-shaped configuration of the SplitFed papers);
+the first skip (``enc1``) never leaves the site.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def _create_unet(in_channels: int, num_classes: int, width: int) -> StagedNet:
         Stage("head", Head(c[0], num_classes), "dec1", OUTPUT),
     ]
     return StagedNet(stages, in_channels=in_channels, num_classes=num_classes,
-                     size_multiple=16, min_size=16, default_cut=(1, 9))
+                     size_multiple=16, min_size=16, default_cut=(1, 8))
 
 
 @register_model("unet", teaching_width=8, paper_width=64,

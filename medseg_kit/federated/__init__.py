@@ -1,0 +1,7 @@
+"""Sites, strategies, aggregation, the run loop and checkpoints."""
+
+from .aggregation import fedavg
+from .config import STRATEGIES, RunConfig
+from .run import GLOBAL, History, Run, Site, train
+
+__all__ = ["GLOBAL", "STRATEGIES", "History", "Run", "RunConfig", "Site", "fedavg", "train"]

@@ -1,0 +1,245 @@
+"""The run loop: one config in, a history out; every strategy goes through here.
+
+The loop owns what all strategies share — data, sites, batch order, the loss, the wire,
+evaluation, the history and checkpoints — and asks the strategy only to train one round
+(:meth:`Strategy.train_round`) and to say which model to evaluate for each site.
+
+Batch order is a pure function of ``(seed, round, site, epoch)``, so a run can be resumed
+from any round's checkpoint and ends with the same weights as an uninterrupted one, and
+``sflv2`` with one site sees the very batches ``centralized`` sees.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .. import metrics
+from ..data import SegData, data_dir, load_dataset, partition_iid, synthesize, train_test_split
+from ..losses import make_loss
+from ..models import create_model
+from ..split import Split
+from ..wire import Wire
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import RunConfig
+
+GLOBAL = "all"
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for, but CUDA is not available here")
+    return torch.device(name)
+
+
+@dataclass
+class Site:
+    """One simulated hospital: its shards of the train and test sets."""
+
+    id: int
+    train_idx: np.ndarray
+    test_idx: np.ndarray
+
+    @property
+    def n_train(self) -> int:
+        return len(self.train_idx)
+
+
+@dataclass
+class History:
+    """Per round and per site: train loss, test Dice/IoU, bytes up/down, seconds.
+
+    ``records`` holds one dict per (round, site) plus one per round with ``site == "all"``
+    (the pooled test set; bytes and seconds summed over the round).
+    """
+
+    config: dict
+    records: list[dict] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)
+
+    def rows(self, site=GLOBAL) -> list[dict]:
+        return [r for r in self.records if r["site"] == site]
+
+    def final(self) -> dict:
+        """The last round's pooled row plus bytes per site per round (mean)."""
+        if not self.records:
+            return {}
+        last = self.rows()[-1]
+        site_rows = [r for r in self.records if r["site"] != GLOBAL]
+        per_site_round = (np.mean([r["bytes_up"] + r["bytes_down"] for r in site_rows])
+                          if site_rows else 0.0)
+        total_s = sum(r["seconds"] for r in self.rows())
+        return {**last, "bytes_per_site_round": float(per_site_round), "total_seconds": total_s,
+                "strategy": self.config["strategy"], "model": self.config["model"]}
+
+    def to_json(self) -> str:
+        return json.dumps({"config": self.config, "records": self.records,
+                           "events": self.events}, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> History:
+        d = json.loads(text)
+        return cls(d["config"], d["records"], d.get("events", []))
+
+
+class Run:
+    """Shared state of a run: data, sites, model, split, wire, loss."""
+
+    def __init__(self, config: RunConfig, data: SegData | None = None,
+                 progress: bool = True):
+        self.config = c = config
+        self.device = pick_device(c.device)
+        self.progress = progress
+        torch.manual_seed(c.seed)
+        data = data if data is not None else resolve_data(c, progress)
+        tr, te = train_test_split(len(data), c.test_fraction, seed=c.seed,
+                                  groups=[m.get("lesion_id", m["id"]) for m in data.meta])
+        self.train, self.test = data.subset(tr), data.subset(te)
+        if c.sites > len(self.train) or c.sites > len(self.test):
+            raise ValueError(f"{c.sites} sites need at least {c.sites} train and test images; "
+                             f"have {len(self.train)} and {len(self.test)}")
+        tr_parts = partition_iid(len(self.train), c.sites, seed=c.seed)
+        te_parts = partition_iid(len(self.test), c.sites, seed=c.seed + 1)
+        self.sites = [Site(i, a, b) for i, (a, b) in enumerate(zip(tr_parts, te_parts))]
+        self.net = create_model(c.model, in_channels=data.in_channels,
+                                num_classes=data.model_classes, width=c.width).to(self.device)
+        self.num_classes = data.num_classes
+        cut = c.cut or self.net.default_cut
+        self.split = Split(self.net, *cut, allow_raw=c.allow_raw)
+        self.wire = Wire(codec=c.codec, seed=c.seed)
+        self.loss_fn = make_loss(c.loss)
+
+    # --------------------------------------------------------------- batches
+    def batches(self, indices: np.ndarray, round_: int, site: int, epoch: int = 0
+                ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Shuffled batches of ``self.train[indices]``; order fixed by (seed, round, site,
+        epoch). A final batch of one image is dropped (BatchNorm cannot train on it)."""
+        key = np.random.SeedSequence([self.config.seed, round_, site, epoch])
+        g = torch.Generator().manual_seed(int(key.generate_state(1)[0]))
+        order = indices[torch.randperm(len(indices), generator=g).numpy()]
+        bs = self.config.batch_size
+        for s in range(0, len(order), bs):
+            chunk = order[s:s + bs]
+            if len(chunk) < 2 and len(order) > 1:
+                break
+            yield self.train.batch(chunk, self.device)
+
+    def make_optimizer(self, params) -> torch.optim.Optimizer:
+        return torch.optim.Adam(list(params), lr=self.config.lr,
+                                weight_decay=self.config.weight_decay)
+
+    # ------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def predict(self, net, indices: np.ndarray | None = None) -> torch.Tensor:
+        """Class-id predictions of ``net`` on the test set (or a subset), on the CPU."""
+        idx = np.arange(len(self.test)) if indices is None else indices
+        was = net.training
+        net.eval()
+        out = []
+        for s in range(0, len(idx), 32):
+            x, _ = self.test.batch(idx[s:s + 32], self.device)
+            out.append(metrics.predict(net(x)).cpu())
+        net.train(was)
+        return torch.cat(out)
+
+    def evaluate(self, net, indices: np.ndarray | None = None) -> np.ndarray:
+        """Per-image overlap counts (N x C x 3) of ``net`` on the test set."""
+        idx = np.arange(len(self.test)) if indices is None else indices
+        target = torch.from_numpy(self.test.masks[idx]).long()
+        return metrics.overlap_counts(self.predict(net, idx), target, self.num_classes).numpy()
+
+
+def resolve_data(c: RunConfig, progress: bool = True) -> SegData:
+    """Load ``c.dataset`` from ``c.data_root``, or synthesize it once and load that."""
+    root = c.data_root
+    if root is None:
+        root = data_dir() / "synthetic" / f"{c.dataset}-n{c.n_images}-seed{c.seed}"
+        if not (Path(root) / "COMPLETE").is_file():
+            synthesize(c.dataset, root, n=c.n_images, seed=c.seed, progress=progress)
+            (Path(root) / "COMPLETE").write_text("ok\n")
+    return load_dataset(c.dataset, root, size=c.size, progress=progress)
+
+
+def train(config: RunConfig, out: str | Path | None = None, *, data: SegData | None = None,
+          progress: bool = True, resume: bool = False) -> tuple[History, object]:
+    """Run ``config``; return ``(history, strategy)``.
+
+    With ``out``, writes ``history.json`` and ``checkpoint.pt`` after every round
+    (atomically), and with ``resume`` continues from the last complete round there.
+    """
+    from .strategies import make_strategy
+
+    run = Run(config, data=data, progress=progress)
+    strategy = make_strategy(config.strategy, run)
+    history = History(config.to_dict())
+    start = 0
+    out = Path(out) if out is not None else None
+    if out is not None and resume:
+        ck = load_checkpoint(out / "checkpoint.pt", map_location=run.device)
+        saved, now = dict(ck["config"]), config.to_dict()
+        saved.pop("rounds"), now.pop("rounds")  # a run may be extended to more rounds
+        if saved != now:
+            diff = sorted(k for k in now if saved.get(k) != now[k])
+            raise ValueError(f"cannot resume {out}: its config differs from this one in "
+                             f"{diff}")
+        strategy.load_state_dict(ck["strategy"])
+        history = History.from_json(ck["history"])
+        start = ck["round"] + 1
+    bar = tqdm(range(start, config.rounds), desc=f"{config.strategy} rounds",
+               disable=not progress, initial=start, total=config.rounds)
+    for r in bar:
+        t0 = time.perf_counter()
+        site_stats = strategy.train_round(r)
+        seconds = time.perf_counter() - t0
+        history.records.extend(_round_records(run, strategy, r, site_stats, seconds))
+        g = history.rows()[-1]
+        bar.set_postfix(loss=f"{g['train_loss']:.3f}", dice=f"{g['dice']:.3f}")
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            save_checkpoint(out / "checkpoint.pt", {
+                "config": config.to_dict(), "round": r, "strategy": strategy.state_dict(),
+                "history": history.to_json()})
+            _atomic_write(out / "history.json", history.to_json())
+    return history, strategy
+
+
+def _round_records(run: Run, strategy, r: int, site_stats: dict[int, dict], seconds: float
+                   ) -> list[dict]:
+    recs, all_counts = [], []
+    for site in run.sites:
+        net = strategy.model_for(site.id)
+        counts = run.evaluate(net, site.test_idx)
+        all_counts.append(counts)
+        st = site_stats.get(site.id, {})
+        recs.append({"round": r, "site": site.id, "train_loss": st.get("train_loss", float("nan")),
+                     **metrics.summarize(counts), "bytes_up": st.get("bytes_up", 0),
+                     "bytes_down": st.get("bytes_down", 0), "seconds": st.get("seconds", 0.0),
+                     "n_train": site.n_train, "n_test": len(site.test_idx)})
+    if strategy.single_global_model:
+        pooled = metrics.summarize(np.concatenate(all_counts))
+    else:  # local: average of the sites' own results
+        pooled = {k: float(np.mean([x[k] for x in recs])) for k in ("dice", "iou", "dice_pooled",
+                                                                     "iou_pooled")}
+    losses = [(s["train_loss"], s.get("n", 1)) for s in site_stats.values()]
+    loss = (sum(v * n for v, n in losses) / sum(n for _, n in losses)) if losses else float("nan")
+    recs.append({"round": r, "site": GLOBAL, "train_loss": loss, **pooled,
+                 "bytes_up": sum(x["bytes_up"] for x in recs),
+                 "bytes_down": sum(x["bytes_down"] for x in recs), "seconds": seconds,
+                 "n_train": sum(x["n_train"] for x in recs),
+                 "n_test": sum(x["n_test"] for x in recs)})
+    return recs
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
