@@ -34,7 +34,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check medseg_kit tests data_scripts bench
 
 test: lint
-	$(BIN)/python -m pytest tests
+	OMP_NUM_THREADS=1 MPLBACKEND=Agg $(BIN)/python -m pytest tests
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/

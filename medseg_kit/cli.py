@@ -15,7 +15,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from .federated.config import STRATEGIES, RunConfig
+from .federated.config import OPTIMIZERS, SPLITS, STRATEGIES, RunConfig
 
 
 def _cmd_models(args) -> int:
@@ -134,7 +134,20 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--local-epochs", dest="local_epochs", type=int, default=d.local_epochs)
     p.add_argument("--batch-size", dest="batch_size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--optimizer", default=d.optimizer, choices=OPTIMIZERS)
+    p.add_argument("--schedule", default=d.schedule, choices=("none", "cosine"))
+    p.add_argument("--clip-grad", dest="clip_grad", type=float, default=None)
+    p.add_argument("--weight-decay", dest="weight_decay", type=float, default=d.weight_decay)
     p.add_argument("--loss", default=d.loss, choices=("dice_ce", "ce", "dice"))
+    p.add_argument("--dice-weight", dest="dice_weight", type=float, default=d.dice_weight)
+    p.add_argument("--split", default=d.split, choices=SPLITS,
+                   help="ushaped: labels stay at the site; vanilla: labels go to the server")
+    p.add_argument("--site-dropout", dest="site_dropout", type=float, default=d.site_dropout,
+                   help="probability that a site misses a round")
+    p.add_argument("--loss-up", dest="loss_up", type=float, default=d.loss_up,
+                   help="fraction of rows lost on the wire, site to server")
+    p.add_argument("--loss-down", dest="loss_down", type=float, default=d.loss_down)
+    p.add_argument("--noise-std", dest="noise_std", type=float, default=d.noise_std)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default=d.device)
     p.add_argument("--codec", default=d.codec, choices=("none", "fp16", "int8"))
@@ -180,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
         add_data_commands = None
     if add_data_commands is not None:
         add_data_commands(sub)
+    from .compare import add_compare_command
+    add_compare_command(sub)
     return parser
 
 

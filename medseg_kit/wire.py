@@ -1,7 +1,7 @@
 """The wire: everything that crosses between a site and the server passes through here.
 
 A :class:`Wire` counts the bytes of every tensor it carries (by direction, by kind —
-activation, gradient or label — and by tensor name) and hands the receiver a *fresh
+activation, gradient, label or model weights — and by tensor name) and hands the receiver a *fresh
 leaf* tensor: the receiving side never shares an autograd graph with the sender, exactly
 as if the tensor had travelled over a network.
 
@@ -24,7 +24,7 @@ from collections import defaultdict
 import torch
 
 DIRECTIONS = ("up", "down")
-KINDS = ("activation", "gradient", "label")
+KINDS = ("activation", "gradient", "label", "model")
 
 
 class Wire:
@@ -87,7 +87,8 @@ class Wire:
         Args:
             tensors: name -> tensor (the sender's; never modified).
             direction: ``"up"`` (site to server) or ``"down"``.
-            kind: ``"activation"``, ``"gradient"`` or ``"label"``.
+            kind: ``"activation"``, ``"gradient"``, ``"label"`` or ``"model"`` (weights
+                shipped between sites and server, as FL and SL do).
             requires_grad: for activations, which received tensors must be leaves that
                 collect a gradient (default: every floating-point tensor).
         """
@@ -98,7 +99,7 @@ class Wire:
         self.messages += 1
         for name, t in tensors.items():
             t = t.detach()
-            if t.is_floating_point() and kind != "label":
+            if t.is_floating_point() and kind in ("activation", "gradient"):
                 t, nbytes = self._encode(t, direction, kind)
             else:
                 nbytes = t.numel() * t.element_size()

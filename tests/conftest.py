@@ -4,7 +4,7 @@ import pytest
 import torch
 
 os.environ.setdefault("MPLBACKEND", "Agg")
-torch.set_num_threads(min(2, torch.get_num_threads()))
+torch.set_num_threads(1)  # tiny tensors: one thread is fastest and never oversubscribes
 
 
 @pytest.fixture(autouse=True)

@@ -3,10 +3,11 @@ committed clean, every notebook has a parameters cell, the CLI entry point exist
 
 import json
 import re
-import tomllib
 from pathlib import Path
 
 import pytest
+
+tomllib = pytest.importorskip("tomllib", reason="Python >= 3.11 reads pyproject.toml")
 
 ROOT = Path(__file__).resolve().parents[1]
 

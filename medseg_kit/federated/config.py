@@ -6,7 +6,9 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-STRATEGIES = ("centralized", "local", "sflv2")
+STRATEGIES = ("centralized", "local", "fl", "sl", "sflv1", "sflv2")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SPLITS = ("ushaped", "vanilla")
 
 
 @dataclass
@@ -17,8 +19,13 @@ class RunConfig:
         model: a name from ``medseg_kit.models.list_models()``.
         width: model width (``None``: the model's teaching width).
         cut: ``(front, back)``; ``None``: the model's default cut.
+        split: ``ushaped`` (labels stay at the site; the default) or ``vanilla`` (the
+            server runs to the logits: ``back`` = last stage and the labels are sent to
+            it). With ``vanilla`` the ``back`` of ``cut`` is ignored.
         allow_raw: accept a cut that sends raw image data to the server.
-        strategy: ``centralized``, ``local`` or ``sflv2``.
+        strategy: ``centralized``, ``local`` (each site alone), ``fl`` (FedAvg of the
+            whole model), ``sl`` (sequential split learning), ``sflv1`` (a server copy
+            per site, all averaged) or ``sflv2`` (one shared server part, sites in turn).
         dataset: ``kvasir`` (more with the data issue).
         data_root: folder with the dataset in its real layout; ``None``: synthetic data
             written (once) under ``MEDSEG_DATA_DIR/synthetic``.
@@ -27,8 +34,17 @@ class RunConfig:
         sites: number of simulated hospital sites.
         rounds: communication rounds (centralized: epochs are counted as rounds).
         local_epochs: passes over its shard a site makes per round.
-        batch_size, lr, weight_decay: optimisation (Adam).
-        loss: ``dice_ce`` (default), ``ce`` or ``dice``.
+        batch_size, lr, weight_decay: optimisation.
+        optimizer: ``adam`` (default), ``adamw`` or ``sgd`` (momentum 0.9).
+        schedule: ``none`` or ``cosine`` (learning rate annealed over the rounds).
+        clip_grad: clip the gradient norm of each part (site and server separately) to
+            this value; ``None``: no clipping.
+        loss: ``dice_ce`` (default), ``ce`` or ``dice``; ``dice_weight`` is the Dice share.
+        site_dropout: probability that a site fails to report in a round.
+        dropout_schedule: explicit failures, ``{round: [site, ...]}`` (overrides the
+            probability for the rounds it names).
+        loss_up, loss_down: fraction of rows of each crossing tensor lost on the wire.
+        noise_std: Gaussian noise added to every activation on the wire.
         test_fraction: share of images held out for testing (split IID across sites).
         seed: seeds the model, the split, the partition and the batch order.
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
@@ -38,6 +54,7 @@ class RunConfig:
     model: str = "unet"
     width: int | None = None
     cut: tuple[int, int] | None = None
+    split: str = "ushaped"
     allow_raw: bool = False
     strategy: str = "sflv2"
     dataset: str = "kvasir"
@@ -50,11 +67,20 @@ class RunConfig:
     batch_size: int = 8
     lr: float = 3e-3
     weight_decay: float = 0.0
+    optimizer: str = "adam"
+    schedule: str = "none"
+    clip_grad: float | None = None
     loss: str = "dice_ce"
+    dice_weight: float = 0.5
     test_fraction: float = 0.2
     seed: int = 0
     device: str = "auto"
     codec: str = "none"
+    site_dropout: float = 0.0
+    dropout_schedule: dict[int, list[int]] | None = None
+    loss_up: float = 0.0
+    loss_down: float = 0.0
+    noise_std: float = 0.0
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -66,6 +92,17 @@ class RunConfig:
                 raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0; got {self.lr}")
+        for name, allowed in (("optimizer", OPTIMIZERS), ("split", SPLITS),
+                              ("schedule", ("none", "cosine"))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"unknown {name} {getattr(self, name)!r}; choose one of "
+                                 f"{', '.join(allowed)}")
+        if not 0.0 <= self.site_dropout <= 1.0:
+            raise ValueError(f"site_dropout must be a probability in [0, 1]; got "
+                             f"{self.site_dropout}")
+        if self.dropout_schedule is not None:  # JSON turns the round keys into strings
+            self.dropout_schedule = {int(k): [int(s) for s in v]
+                                     for k, v in self.dropout_schedule.items()}
         if self.cut is not None:
             self.cut = tuple(int(c) for c in self.cut)
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):

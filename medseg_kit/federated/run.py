@@ -12,7 +12,9 @@ from any round's checkpoint and ends with the same weights as an uninterrupted o
 from __future__ import annotations
 
 import json
+import math
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,10 +115,19 @@ class Run:
         self.net = create_model(c.model, in_channels=data.in_channels,
                                 num_classes=data.model_classes, width=c.width).to(self.device)
         self.num_classes = data.num_classes
-        cut = c.cut or self.net.default_cut
-        self.split = Split(self.net, *cut, allow_raw=c.allow_raw)
-        self.wire = Wire(codec=c.codec, seed=c.seed)
-        self.loss_fn = make_loss(c.loss)
+        front, back = c.cut or self.net.default_cut
+        if c.split == "vanilla":
+            back = len(self.net)
+        self.split = Split(self.net, front, back, allow_raw=c.allow_raw)
+        self.wire = Wire(codec=c.codec, noise_std=c.noise_std, loss_up=c.loss_up,
+                         loss_down=c.loss_down, seed=c.seed)
+        self.loss_fn = make_loss(c.loss, c.dice_weight)
+        self.notes = []
+        if self.split.labels_to_server and c.strategy in ("sl", "sflv1", "sflv2"):
+            self.notes.append(f"vanilla split at ({front}, {back}): the server computes the "
+                              "loss, so every label is sent to it")
+        if self.split.raw_up and c.strategy in ("sl", "sflv1", "sflv2"):
+            self.notes.append(f"the cut sends raw image data to the server: {self.split.raw_up}")
 
     # --------------------------------------------------------------- batches
     def batches(self, indices: np.ndarray, round_: int, site: int, epoch: int = 0
@@ -134,8 +145,30 @@ class Run:
             yield self.train.batch(chunk, self.device)
 
     def make_optimizer(self, params) -> torch.optim.Optimizer:
-        return torch.optim.Adam(list(params), lr=self.config.lr,
-                                weight_decay=self.config.weight_decay)
+        c = self.config
+        params = list(params)
+        if c.optimizer == "sgd":
+            return torch.optim.SGD(params, lr=c.lr, momentum=0.9, weight_decay=c.weight_decay)
+        cls = torch.optim.AdamW if c.optimizer == "adamw" else torch.optim.Adam
+        return cls(params, lr=c.lr, weight_decay=c.weight_decay)
+
+    def lr_at(self, r: int) -> float:
+        """The learning rate of round ``r`` (cosine: annealed from ``lr`` towards 0)."""
+        c = self.config
+        if c.schedule == "cosine":
+            return c.lr * 0.5 * (1 + math.cos(math.pi * r / c.rounds))
+        return c.lr
+
+    def active_sites(self, r: int) -> list[int]:
+        """The sites that report in round ``r`` (site dropout: schedule, then probability)."""
+        c = self.config
+        ids = [s.id for s in self.sites]
+        if c.dropout_schedule and r in c.dropout_schedule:
+            return [i for i in ids if i not in c.dropout_schedule[r]]
+        if c.site_dropout > 0:
+            rng = np.random.default_rng([c.seed, r, 13])
+            return [i for i in ids if rng.random() >= c.site_dropout]
+        return ids
 
     # ------------------------------------------------------------ evaluation
     @torch.no_grad()
@@ -194,13 +227,33 @@ def train(config: RunConfig, out: str | Path | None = None, *, data: SegData | N
         strategy.load_state_dict(ck["strategy"])
         history = History.from_json(ck["history"])
         start = ck["round"] + 1
+    if start == 0:
+        history.events.extend(run.notes)
+        for note in run.notes:
+            warnings.warn(note, stacklevel=2)
     bar = tqdm(range(start, config.rounds), desc=f"{config.strategy} rounds",
                disable=not progress, initial=start, total=config.rounds)
     for r in bar:
         t0 = time.perf_counter()
-        site_stats = strategy.train_round(r)
+        for opt in strategy.optimizers().values():
+            for group in opt.param_groups:
+                group["lr"] = run.lr_at(r)
+        active = run.active_sites(r)
+        if active:
+            site_stats = strategy.train_round(r, active)
+        else:
+            site_stats = {}
+            history.events.append(f"round {r}: every site dropped out; the global model "
+                                  "is kept as it was")
+        dropped = [s.id for s in run.sites if s.id not in active]
+        rejected = [i for i, st in site_stats.items() if st.get("status") == "rejected"]
+        if dropped and active:
+            history.events.append(f"round {r}: site(s) {dropped} dropped out")
+        if rejected:
+            history.events.append(f"round {r}: update(s) of site(s) {rejected} rejected "
+                                  "(NaN or Inf); not averaged")
         seconds = time.perf_counter() - t0
-        history.records.extend(_round_records(run, strategy, r, site_stats, seconds))
+        history.records.extend(_round_records(run, strategy, r, active, site_stats, seconds))
         g = history.rows()[-1]
         bar.set_postfix(loss=f"{g['train_loss']:.3f}", dice=f"{g['dice']:.3f}")
         if out is not None:
@@ -212,15 +265,19 @@ def train(config: RunConfig, out: str | Path | None = None, *, data: SegData | N
     return history, strategy
 
 
-def _round_records(run: Run, strategy, r: int, site_stats: dict[int, dict], seconds: float
-                   ) -> list[dict]:
+def _round_records(run: Run, strategy, r: int, active: list[int], site_stats: dict[int, dict],
+                   seconds: float) -> list[dict]:
+    """One record per site (status ``ok``, ``rejected``, ``dropped``, or ``pooled`` for a
+    site whose data centralized training used) and one pooled record (``site == "all"``)."""
     recs, all_counts = [], []
     for site in run.sites:
         net = strategy.model_for(site.id)
         counts = run.evaluate(net, site.test_idx)
         all_counts.append(counts)
         st = site_stats.get(site.id, {})
-        recs.append({"round": r, "site": site.id, "train_loss": st.get("train_loss", float("nan")),
+        status = st.get("status", "pooled" if site.id in active else "dropped")
+        recs.append({"round": r, "site": site.id, "status": status,
+                     "train_loss": st.get("train_loss", float("nan")),
                      **metrics.summarize(counts), "bytes_up": st.get("bytes_up", 0),
                      "bytes_down": st.get("bytes_down", 0), "seconds": st.get("seconds", 0.0),
                      "n_train": site.n_train, "n_test": len(site.test_idx)})
@@ -229,7 +286,8 @@ def _round_records(run: Run, strategy, r: int, site_stats: dict[int, dict], seco
     else:  # local: average of the sites' own results
         pooled = {k: float(np.mean([x[k] for x in recs])) for k in ("dice", "iou", "dice_pooled",
                                                                      "iou_pooled")}
-    losses = [(s["train_loss"], s.get("n", 1)) for s in site_stats.values()]
+    losses = [(s["train_loss"], s.get("n", 1)) for s in site_stats.values()
+              if s.get("status", "ok") == "ok" and s.get("n", 0) > 0]
     loss = (sum(v * n for v, n in losses) / sum(n for _, n in losses)) if losses else float("nan")
     recs.append({"round": r, "site": GLOBAL, "train_loss": loss, **pooled,
                  "bytes_up": sum(x["bytes_up"] for x in recs),

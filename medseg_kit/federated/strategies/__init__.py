@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from .base import Strategy
 from .centralized import Centralized
+from .fl import FedAvg
 from .local import Local
+from .sflv1 import SFLv1
 from .sflv2 import SFLv2
+from .sl import SequentialSL
 
 STRATEGY_CLASSES: dict[str, type[Strategy]] = {
-    cls.name: cls for cls in (Centralized, Local, SFLv2)
+    cls.name: cls for cls in (Centralized, Local, FedAvg, SequentialSL, SFLv1, SFLv2)
 }
 
 

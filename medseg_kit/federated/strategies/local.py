@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import copy
-import time
 
-from .base import Strategy, site_batches, train_whole
+from .base import Strategy, guarded, site_batches, train_whole
 
 
 class Local(Strategy):
@@ -17,23 +16,20 @@ class Local(Strategy):
         self.nets = [copy.deepcopy(run.net) for _ in run.sites]
         self.opts = [run.make_optimizer(n.parameters()) for n in self.nets]
 
-    def train_round(self, r: int) -> dict[int, dict]:
+    def train_round(self, r, active):
         out = {}
-        for site, net, opt in zip(self.run.sites, self.nets, self.opts):
-            t0 = time.perf_counter()
-            st = train_whole(net, opt, site_batches(self.run, site, r), self.run.loss_fn)
-            st["seconds"] = time.perf_counter() - t0
-            out[site.id] = st
+        for i in active:
+            net, opt = self.nets[i], self.opts[i]
+            batches = site_batches(self.run, self.run.sites[i], r)
+            out[i] = guarded([net], [opt], lambda net=net, opt=opt, b=batches: train_whole(
+                net, opt, b, self.run.loss_fn, self.run.config.clip_grad))
         return out
 
-    def model_for(self, site: int):
+    def model_for(self, site):
         return self.nets[site]
 
-    def state_dict(self) -> dict:
-        return {"nets": [n.state_dict() for n in self.nets],
-                "opts": [o.state_dict() for o in self.opts]}
+    def modules(self):
+        return {f"net{i}": n for i, n in enumerate(self.nets)}
 
-    def load_state_dict(self, state: dict) -> None:
-        for n, o, sn, so in zip(self.nets, self.opts, state["nets"], state["opts"]):
-            n.load_state_dict(sn)
-            o.load_state_dict(so)
+    def optimizers(self):
+        return {f"opt{i}": o for i, o in enumerate(self.opts)}

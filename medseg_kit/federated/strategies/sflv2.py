@@ -1,7 +1,7 @@
 """SFLv2 (Thapa et al., AAAI 2022): one shared server part, the sites take turns.
 
-Each round every site starts from the global client part, trains its local epochs with
-the one server part (which is updated batch by batch, site after site, in a random
+Each round every reporting site starts from the global client part, trains its local
+epochs with the one server part (updated batch by batch, site after site, in a random
 order drawn per round), and at the end of the round the client parts are FedAvg-ed,
 weighted by the number of training images.
 """
@@ -12,12 +12,12 @@ import copy
 
 import numpy as np
 
-from ..aggregation import fedavg
-from .base import Strategy, site_batches, train_split
+from .base import Strategy, average_into, guarded, site_batches, train_split
 
 
 class SFLv2(Strategy):
     name = "sflv2"
+    uses_split = True
 
     def __init__(self, run):
         super().__init__(run)
@@ -28,37 +28,32 @@ class SFLv2(Strategy):
         self.opt_clients = [run.make_optimizer(c.parameters()) for c in self.clients]
         self.opt_server = run.make_optimizer(self.server.parameters())
 
-    def site_order(self, r: int) -> list[int]:
+    def site_order(self, r: int, active) -> list[int]:
         rng = np.random.default_rng([self.run.config.seed, r, 7])
-        return [int(i) for i in rng.permutation(len(self.run.sites))]
+        return [int(i) for i in rng.permutation(sorted(active))]
 
-    def train_round(self, r: int) -> dict[int, dict]:
+    def train_round(self, r, active):
         out = {}
-        for i in self.site_order(r):
-            site = self.run.sites[i]
-            out[i] = train_split(self.split, self.clients[i], self.server, self.opt_clients[i],
-                                 self.opt_server, site_batches(self.run, site, r),
-                                 self.run.loss_fn, self.run.wire)
-        avg = fedavg([c.state_dict() for c in self.clients],
-                     [s.n_train for s in self.run.sites])
-        self.global_client.load_state_dict(avg)
-        for c in self.clients:
-            c.load_state_dict(avg)
+        for i in self.site_order(r, active):
+            c, oc = self.clients[i], self.opt_clients[i]
+            c.load_state_dict(self.global_client.state_dict())
+            batches = site_batches(self.run, self.run.sites[i], r)
+            out[i] = guarded([c, self.server], [oc, self.opt_server],
+                             lambda c=c, oc=oc, b=batches: train_split(
+                                 self.split, c, self.server, oc, self.opt_server, b,
+                                 self.run.loss_fn, self.run.wire, self.run.config.clip_grad))
+        ok = [i for i in active if out[i]["status"] == "ok"]
+        if ok:
+            average_into([self.global_client], [self.clients[i] for i in ok],
+                         [self.run.sites[i].n_train for i in ok])
         return out
 
-    def model_for(self, site: int):
+    def model_for(self, site):
         return self.run.net  # global client stages + the server stages
 
-    def state_dict(self) -> dict:
-        return {"net": self.run.net.state_dict(),
-                "clients": [c.state_dict() for c in self.clients],
-                "opt_clients": [o.state_dict() for o in self.opt_clients],
-                "opt_server": self.opt_server.state_dict()}
+    def modules(self):
+        return {"net": self.run.net, **{f"client{i}": c for i, c in enumerate(self.clients)}}
 
-    def load_state_dict(self, state: dict) -> None:
-        self.run.net.load_state_dict(state["net"])
-        for c, o, sc, so in zip(self.clients, self.opt_clients, state["clients"],
-                                state["opt_clients"]):
-            c.load_state_dict(sc)
-            o.load_state_dict(so)
-        self.opt_server.load_state_dict(state["opt_server"])
+    def optimizers(self):
+        return {"server": self.opt_server,
+                **{f"client{i}": o for i, o in enumerate(self.opt_clients)}}

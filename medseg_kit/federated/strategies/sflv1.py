@@ -1,0 +1,57 @@
+"""SFLv1 (Thapa et al., AAAI 2022): one server copy per site, everything averaged.
+
+The sites train in parallel (simulated one after the other), each with its own copy of
+the server part; at the end of the round the server copies are FedAvg-ed by the server
+and the client parts by the federation, both weighted by the sites' training images.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from .base import Strategy, average_into, guarded, site_batches, train_split
+
+
+class SFLv1(Strategy):
+    name = "sflv1"
+    uses_split = True
+
+    def __init__(self, run):
+        super().__init__(run)
+        self.split = run.split
+        self.global_client = self.split.client_part(run.net)
+        self.global_server = self.split.server_part(run.net)
+        n = len(run.sites)
+        self.clients = [copy.deepcopy(self.global_client) for _ in range(n)]
+        self.servers = [copy.deepcopy(self.global_server) for _ in range(n)]
+        self.opt_clients = [run.make_optimizer(c.parameters()) for c in self.clients]
+        self.opt_servers = [run.make_optimizer(s.parameters()) for s in self.servers]
+
+    def train_round(self, r, active):
+        out = {}
+        for i in active:
+            c, s, oc, os_ = self.clients[i], self.servers[i], self.opt_clients[i], \
+                self.opt_servers[i]
+            c.load_state_dict(self.global_client.state_dict())
+            s.load_state_dict(self.global_server.state_dict())
+            batches = site_batches(self.run, self.run.sites[i], r)
+            out[i] = guarded([c, s], [oc, os_], lambda c=c, s=s, oc=oc, os_=os_, b=batches:
+                             train_split(self.split, c, s, oc, os_, b, self.run.loss_fn,
+                                         self.run.wire, self.run.config.clip_grad))
+        ok = [i for i in active if out[i]["status"] == "ok"]
+        if ok:
+            w = [self.run.sites[i].n_train for i in ok]
+            average_into([self.global_client], [self.clients[i] for i in ok], w)
+            average_into([self.global_server], [self.servers[i] for i in ok], w)
+        return out
+
+    def model_for(self, site):
+        return self.run.net
+
+    def modules(self):
+        return {"net": self.run.net, **{f"client{i}": c for i, c in enumerate(self.clients)},
+                **{f"server{i}": s for i, s in enumerate(self.servers)}}
+
+    def optimizers(self):
+        return {**{f"client{i}": o for i, o in enumerate(self.opt_clients)},
+                **{f"server{i}": o for i, o in enumerate(self.opt_servers)}}

@@ -1,0 +1,51 @@
+"""SL: vanilla sequential split learning (Gupta and Raskar, 2018; Vepakomma et al., 2018).
+
+One client part travels from site to site: in each round the sites take turns; each
+downloads the client weights left by the previous site, trains them with the server part
+on its own data, and uploads them again. The wire counts the activations, gradients and
+the client-weight hand-overs. The client optimizer's state travels with the weights
+(not counted: it never leaves the training software in a real deployment of SL either,
+where one usually restarts it; keeping it makes SL with one site equal centralized).
+"""
+
+from __future__ import annotations
+
+from .base import Strategy, guarded, send_state, site_batches, train_split
+
+
+class SequentialSL(Strategy):
+    name = "sl"
+    uses_split = True
+
+    def __init__(self, run):
+        super().__init__(run)
+        self.split = run.split
+        self.client = self.split.client_part(run.net)
+        self.server = self.split.server_part(run.net)
+        self.opt_client = run.make_optimizer(self.client.parameters())
+        self.opt_server = run.make_optimizer(self.server.parameters())
+
+    def train_round(self, r, active):
+        out = {}
+        wire = self.run.wire
+        for i in active:
+            up0, down0 = wire.bytes_up, wire.bytes_down
+            send_state(wire, self.client, "down")
+            batches = site_batches(self.run, self.run.sites[i], r)
+            out[i] = guarded(
+                [self.client, self.server], [self.opt_client, self.opt_server],
+                lambda b=batches: train_split(self.split, self.client, self.server,
+                                              self.opt_client, self.opt_server, b,
+                                              self.run.loss_fn, wire, self.run.config.clip_grad))
+            send_state(wire, self.client, "up")
+            out[i].update(bytes_up=wire.bytes_up - up0, bytes_down=wire.bytes_down - down0)
+        return out
+
+    def model_for(self, site):
+        return self.run.net
+
+    def modules(self):
+        return {"net": self.run.net}
+
+    def optimizers(self):
+        return {"client": self.opt_client, "server": self.opt_server}
