@@ -83,6 +83,8 @@ def _cmd_train(args) -> int:
             print(f"error: cannot resume: {saved} does not exist", file=sys.stderr)
             return 2
         config = RunConfig.load(saved)
+        if "--rounds" in (args.argv or []):  # extending a finished run
+            config.rounds = args.rounds
     elif (out / "checkpoint.pt").exists():
         print(f"error: {out} already holds a run; use --resume to continue it or choose "
               "another --out", file=sys.stderr)
@@ -200,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError) as e:

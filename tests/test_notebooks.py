@@ -18,6 +18,10 @@ SMALL = {
     "00_quickstart": {"ROUNDS": 2, "SIZE": 32, "N_IMAGES": 24, "WIDTH": 4},
     "01_data_and_sites": {"N_IMAGES": 12},
     "02_model_zoo": {"SIZE": 64},
+    "04_training_strategies": {"ROUNDS": 1, "SIZE": 32, "N_IMAGES": 24, "WIDTH": 4},
+    "06_evaluation_and_comparison": {"MODELS": ["unet"], "DATASETS": ["kvasir"], "ROUNDS": 1,
+                                     "SIZE": 32, "N_IMAGES": 16, "SITES": 2, "WIDTH": 4,
+                                     "WORST": 2},
 }
 
 
