@@ -278,14 +278,12 @@ def _round_records(run: Run, strategy, r: int, active: list[int], site_stats: di
         status = st.get("status", "pooled" if site.id in active else "dropped")
         recs.append({"round": r, "site": site.id, "status": status,
                      "train_loss": st.get("train_loss", float("nan")),
-                     **metrics.summarize(counts), "bytes_up": st.get("bytes_up", 0),
+                     **metrics.summarize(counts, class_names=run.test.class_names),
+                     "bytes_up": st.get("bytes_up", 0),
                      "bytes_down": st.get("bytes_down", 0), "seconds": st.get("seconds", 0.0),
                      "n_train": site.n_train, "n_test": len(site.test_idx)})
-    if strategy.single_global_model:
-        pooled = metrics.summarize(np.concatenate(all_counts))
-    else:  # local: average of the sites' own results
-        pooled = {k: float(np.mean([x[k] for x in recs])) for k in ("dice", "iou", "dice_pooled",
-                                                                     "iou_pooled")}
+    # every site's test images, each judged by the model that site would use
+    pooled = metrics.summarize(np.concatenate(all_counts), class_names=run.test.class_names)
     losses = [(s["train_loss"], s.get("n", 1)) for s in site_stats.values()
               if s.get("status", "ok") == "ok" and s.get("n", 0) > 0]
     loss = (sum(v * n for v, n in losses) / sum(n for _, n in losses)) if losses else float("nan")

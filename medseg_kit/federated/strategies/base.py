@@ -30,7 +30,6 @@ class Strategy:
     """
 
     name = ""
-    single_global_model = True  # False when each site keeps its own model (local)
     uses_split = False
 
     def __init__(self, run):

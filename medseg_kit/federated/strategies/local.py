@@ -9,7 +9,6 @@ from .base import Strategy, guarded, site_batches, train_whole
 
 class Local(Strategy):
     name = "local"
-    single_global_model = False
 
     def __init__(self, run):
         super().__init__(run)
