@@ -104,9 +104,12 @@ def plot_split(split: Split, size: int = 128) -> plt.Figure:
     for t in split.kept:
         i = net.producer()[t]
         readers = [j for j, s in enumerate(net.specs) if t in s.inputs and j >= split.back]
-        for j in readers:
+        for j in readers:  # a shallow arc below the site row (sagitta ~0.3)
+            rad = 0.3 / max(xs[j] - xs[i], 0.85)
             ax.annotate("", (xs[j], -0.27), (xs[i], -0.27), arrowprops=dict(
-                arrowstyle="->", ls=":", color="gray", connectionstyle="arc3,rad=0.25"))
+                arrowstyle="->", ls=":", color="gray", connectionstyle=f"arc3,rad={rad:.3f}"))
+            ax.text((xs[i] + xs[j]) / 2, -0.62, f"{t} stays on the site", ha="center",
+                    fontsize=7, color="gray")
     ax.text(xs[0] - 0.5, 0.0, "site", ha="right", va="center", color=SIDE_COLORS["site"])
     ax.text(xs[0] - 0.5, 1.2, "server", ha="right", va="center", color=SIDE_COLORS["server"])
     b = split.bytes_per_image(size)
