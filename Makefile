@@ -31,7 +31,7 @@ demo: $(STAMP)
 	$(BIN)/medseg-kit demo --out outputs
 
 lint: $(STAMP)
-	$(BIN)/ruff check medseg_kit tests data_scripts bench
+	$(BIN)/ruff check medseg_kit tests data_scripts bench notebooks
 
 test: lint
 	OMP_NUM_THREADS=1 MPLBACKEND=Agg $(BIN)/python -m pytest tests

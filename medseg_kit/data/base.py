@@ -1,4 +1,4 @@
-"""The common sample format, the resize policy and the dataset registry.
+"""The common sample format, the resize policy, the readers, the registry and the cache.
 
 Every loader returns a :class:`SegData`: images and masks decoded and resized once to the
 run's square size, held as ``uint8`` arrays (``images``: N x H x W x C, ``masks``:
@@ -10,22 +10,76 @@ Resize policy: every image is resized to ``size x size`` (aspect ratio not kept 
 networks take square inputs and the masks are resized with the very same geometry), with
 bilinear interpolation and anti-aliasing; masks are resized with nearest-neighbour
 interpolation so class ids stay class ids.
+
+Mask decoding policy (:func:`read_mask`, shared by every loader):
+
+- RGB or RGBA masks: the alpha channel is dropped and the grey value is the maximum of the
+  colour channels (equal to the grey value when R = G = B).
+- 16-bit masks are brought to 8 bits: values that are all multiples of 257 are divided by
+  257 (an 8-bit mask saved as 16-bit), values that all fit in 0..255 are kept as they are;
+  anything else is a :class:`DataError`.
+- 1-bit masks become 0/255.
+- Binary masks (:func:`read_binary_mask`): a mask whose values are all 0 or 1 is taken as
+  a 0/1 label image; otherwise foreground is ``value >= 128`` (JPEG noise around 0 and
+  255 disappears).
+
+How a dataset plugs in: a module registers ``loader`` and ``synthesizer`` with
+:func:`register_dataset`, and — to get the on-disk cache and :mod:`~medseg_kit.data.check`
+for free — ``scan`` (list the samples and the layout problems, reading no pixels) and
+``decode`` (one sample's full-size image and class-id mask, a :class:`DataError` naming
+the file on any problem).
+
+Cache: :func:`load_dataset` keeps the decoded and resized arrays in
+``<root>/.medseg_cache/<name>-<size>px-<key>.npz``, where the key hashes the dataset name,
+the size, the loader options and every file the scan lists with its size and mtime; so a
+later run loads the arrays instead of decoding the images again, and any change to a file
+(or a new or removed file) gives a new key. The file is written to a temporary name and
+renamed into place, so a crash never leaves a half-written cache.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
-from collections.abc import Callable, Sequence
+import tempfile
+import warnings
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+from skimage import io
 from skimage.transform import resize
+from tqdm.auto import tqdm
+
+# Kinds of problem a scan, a decode or a check can report (DataError.kind).
+EMPTY = "empty"
+LAYOUT = "layout"
+METADATA = "metadata"
+MISSING_IMAGE = "missing_image"
+MISSING_MASK = "missing_mask"
+DUPLICATE = "duplicate"
+UNREADABLE = "unreadable"
+SIZE_MISMATCH = "size_mismatch"
+MASK_VALUES = "mask_values"
 
 
 class DataError(ValueError):
-    """A problem with a dataset on disk; the message names the file and what was expected."""
+    """A problem with a dataset on disk; the message names the file and what was expected.
+
+    Attributes:
+        path: the file (or folder) at fault, when there is one.
+        kind: what went wrong: ``empty``, ``layout``, ``metadata``, ``missing_image``,
+            ``missing_mask``, ``duplicate``, ``unreadable``, ``size_mismatch`` or
+            ``mask_values``.
+    """
+
+    def __init__(self, message: str, path: str | Path | None = None, kind: str = LAYOUT):
+        super().__init__(message)
+        self.path = None if path is None else str(path)
+        self.kind = kind
 
 
 @dataclass
@@ -95,6 +149,16 @@ class SegData:
         return SegData(self.name, self.images[idx], self.masks[idx], self.class_names,
                        [self.meta[i] for i in idx], self.synthetic)
 
+    def meta_values(self, key: str, default=None) -> np.ndarray:
+        """One metadata field for every sample, e.g. ``data.meta_values("lesion_id")`` — the
+        groups to pass to :func:`train_test_split`."""
+        return np.array([m.get(key, default) for m in self.meta], dtype=object)
+
+    def class_pixel_fractions(self) -> np.ndarray:
+        """Fraction of all pixels that belong to each class (length ``num_classes``)."""
+        counts = np.bincount(self.masks.ravel(), minlength=self.num_classes)
+        return counts / max(1, counts.sum())
+
 
 def resize_pair(image: np.ndarray, mask: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Apply the resize policy to one uint8 image (H, W, C) and its class-id mask (H, W)."""
@@ -109,16 +173,199 @@ def data_dir() -> Path:
     return Path(os.environ.get("MEDSEG_DATA_DIR", Path.home() / ".medseg_kit" / "data"))
 
 
+# ------------------------------------------------------------------ readers
+def is_junk(path: Path) -> bool:
+    """macOS and Windows litter: ``__MACOSX/`` trees, ``._*`` AppleDouble stubs, and
+    ``.DS_Store`` / ``Thumbs.db``."""
+    return (path.name.startswith("._") or path.name in (".DS_Store", "Thumbs.db")
+            or "__MACOSX" in path.parts)
+
+
+def _imread(path: Path, what: str) -> np.ndarray:
+    try:
+        return np.asarray(io.imread(path))
+    except Exception as e:  # truncated, empty or not an image: say which file
+        raise DataError(f"cannot read {what} {path}: {e}", path, UNREADABLE) from e
+
+
+def read_image(path: Path, channels: int = 3) -> np.ndarray:
+    """A uint8 image (H, W, ``channels``); DataError naming the file if it cannot be decoded.
+
+    Grey images are repeated to 3 channels, colour images are averaged to 1 when
+    ``channels == 1``; an alpha channel is dropped; 16-bit images are scaled to 8 bits.
+    """
+    img = _imread(Path(path), "image")
+    if img.ndim == 3 and img.shape[-1] in (2, 4):  # grey+alpha or RGBA
+        img = img[..., :-1]
+    if img.dtype == bool:
+        img = img.astype(np.uint8) * 255
+    elif img.dtype != np.uint8:
+        if not np.issubdtype(img.dtype, np.integer):
+            raise DataError(f"image {path} has pixel type {img.dtype}; expected 8- or 16-bit "
+                            f"integers", path, UNREADABLE)
+        img = np.round(img.astype(np.float64) / np.iinfo(img.dtype).max * 255).astype(np.uint8)
+    if img.ndim == 2:
+        img = img[..., None]
+    if img.ndim != 3:
+        raise DataError(f"image {path} has shape {img.shape}; expected H x W or H x W x C",
+                        path, UNREADABLE)
+    if channels == 3 and img.shape[-1] == 1:
+        img = np.repeat(img, 3, axis=-1)
+    elif channels == 1 and img.shape[-1] == 3:
+        img = np.round(img.mean(axis=-1, keepdims=True)).astype(np.uint8)
+    return np.ascontiguousarray(img)
+
+
+def read_mask(path: Path, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """A 2-D uint8 grey mask decoded by the mask policy of this module.
+
+    Args:
+        path: the mask file.
+        shape: the (H, W) of its image; a mask of another size is a DataError.
+    """
+    path = Path(path)
+    m = _imread(path, "mask")
+    if m.ndim == 3:
+        m = m[..., :3].max(axis=-1) if m.shape[-1] >= 3 else m[..., 0]
+    if m.ndim != 2:
+        raise DataError(f"mask {path} has shape {m.shape}; expected H x W", path, UNREADABLE)
+    if m.dtype == bool:
+        m = m.astype(np.uint8) * 255
+    elif m.dtype != np.uint8:
+        if not np.issubdtype(m.dtype, np.integer):
+            raise DataError(f"mask {path} has pixel type {m.dtype}; expected integers", path,
+                            MASK_VALUES)
+        if m.min() >= 0 and m.max() <= 255:
+            m = m.astype(np.uint8)
+        elif m.min() >= 0 and not (m.astype(np.int64) % 257).any() and m.max() <= 65535:
+            m = (m // 257).astype(np.uint8)
+        else:
+            vals = np.unique(m)[:8]
+            raise DataError(f"mask {path} is {m.dtype} with values {vals.tolist()}...; expected "
+                            f"8-bit values (or 16-bit multiples of 257)", path, MASK_VALUES)
+    if shape is not None and m.shape != tuple(shape):
+        raise DataError(f"mask {path} is {m.shape[1]}x{m.shape[0]} but its image is "
+                        f"{shape[1]}x{shape[0]}; expected the same size", path, SIZE_MISMATCH)
+    return m
+
+
+def read_binary_mask(path: Path, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """A 0/1 mask: 0/1 label images as they are, anything else thresholded at 128."""
+    m = read_mask(path, shape)
+    if m.max() <= 1:
+        return m
+    return (m >= 128).astype(np.uint8)
+
+
+# ------------------------------------------------------------- scan results
+@dataclass
+class Item:
+    """One sample on disk: its image, its mask file(s) and its metadata."""
+
+    id: str
+    image: Path
+    masks: tuple[Path, ...]
+    meta: dict = field(default_factory=dict)
+
+
+@dataclass
+class Scan:
+    """What a dataset's ``scan(root)`` found, reading no pixels.
+
+    Attributes:
+        root: the dataset folder actually used.
+        items: complete samples (an image and all its masks), in load order.
+        problems: layout problems (missing masks, duplicates, bad metadata ...).
+        side_files: other files the loader reads (metadata CSV, bounding boxes ...).
+        extra: files in the layout that no sample uses (reported by the checker).
+        synthetic: True when a ``SYNTHETIC`` marker says the kit generated the data.
+    """
+
+    root: Path
+    items: list[Item] = field(default_factory=list)
+    problems: list[DataError] = field(default_factory=list)
+    side_files: list[Path] = field(default_factory=list)
+    extra: list[Path] = field(default_factory=list)
+    synthetic: bool = False
+
+    def files(self) -> list[Path]:
+        out = list(self.side_files)
+        for it in self.items:
+            out.append(it.image)
+            out.extend(it.masks)
+        return out
+
+    def raise_problems(self, name: str) -> None:
+        """Raise one DataError listing every problem (the first ten in full)."""
+        if not self.problems:
+            return
+        if len(self.problems) == 1:
+            raise self.problems[0]
+        lines = "\n  ".join(str(p) for p in self.problems[:10])
+        more = f"\n  ... and {len(self.problems) - 10} more" if len(self.problems) > 10 else ""
+        first = self.problems[0]
+        raise DataError(f"{len(self.problems)} problems in the {name} data under {self.root}:"
+                        f"\n  {lines}{more}\n(run `medseg-kit data check --dataset {name} "
+                        f"--root {self.root}` for a full report)", first.path, first.kind)
+
+
+def spread(items: Sequence, limit: int | None) -> list:
+    """At most ``limit`` items, evenly spaced over the list (all when ``limit`` is None) —
+    a quick, deterministic look at a big dataset."""
+    if limit is None or limit >= len(items):
+        return list(items)
+    if limit < 1:
+        raise ValueError(f"limit must be >= 1; got {limit}")
+    return [items[i] for i in np.linspace(0, len(items) - 1, limit).round().astype(int)]
+
+
+def decode_items(name: str, items: Sequence[Item], decode: Callable[[Item], tuple],
+                 size: int, progress: bool = True) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """Decode every item at full size, resize it by the policy; the arrays and the meta."""
+    images = masks = None
+    meta = []
+    for i, item in enumerate(tqdm(items, desc=name, disable=not progress, leave=False)):
+        img, msk = decode(item)
+        if images is None:
+            images = np.empty((len(items), size, size, img.shape[2]), np.uint8)
+            masks = np.empty((len(items), size, size), np.uint8)
+        images[i], masks[i] = resize_pair(img, msk, size)
+        meta.append({"id": item.id, "path": str(item.image), "height": int(img.shape[0]),
+                     "width": int(img.shape[1]), **item.meta})
+    if images is None:
+        raise DataError(f"the {name} data holds no samples", None, EMPTY)
+    return images, masks, meta
+
+
 # ------------------------------------------------------------------ registry
 Loader = Callable[..., SegData]
 Synthesizer = Callable[..., Path]
+Scanner = Callable[..., Scan]
+Decoder = Callable[[Item], tuple]
 LOADERS: dict[str, Loader] = {}
 SYNTHESIZERS: dict[str, Synthesizer] = {}
+SCANNERS: dict[str, Scanner] = {}
+DECODERS: dict[str, Decoder] = {}
+CLASSES: dict[str, tuple[str, ...]] = {}
 
 
-def register_dataset(name: str, loader: Loader, synthesizer: Synthesizer) -> None:
+def register_dataset(name: str, loader: Loader, synthesizer: Synthesizer, *,
+                     scan: Scanner | None = None, decode: Decoder | None = None,
+                     class_names: Sequence[str] | None = None) -> None:
+    """Add a dataset.
+
+    ``scan(root, **options)`` (it receives the loader's options and ignores those it does not
+    use) and ``decode(item)`` are optional: with them :func:`load_dataset` caches and
+    :func:`~medseg_kit.data.check.check_dataset` checks the dataset.
+    """
     LOADERS[name] = loader
     SYNTHESIZERS[name] = synthesizer
+    if scan is not None:
+        SCANNERS[name] = scan
+    if decode is not None:
+        DECODERS[name] = decode
+    if class_names is not None:
+        CLASSES[name] = tuple(class_names)
 
 
 def _check_name(name: str) -> None:
@@ -126,16 +373,106 @@ def _check_name(name: str) -> None:
         raise ValueError(f"unknown dataset {name!r}; available: {', '.join(sorted(LOADERS))}")
 
 
-def load_dataset(name: str, root: str | Path, size: int = 128, **kwargs) -> SegData:
-    """Load dataset ``name`` from its real on-disk layout under ``root``, resized to ``size``."""
+def load_dataset(name: str, root: str | Path, size: int = 128, cache: bool = True,
+                 **kwargs) -> SegData:
+    """Load dataset ``name`` from its real on-disk layout under ``root``, resized to ``size``.
+
+    Args:
+        name: a registered dataset (``kvasir``, ``ham10000``, ``blastocyst``).
+        root: the folder the dataset's archive(s) were unpacked into.
+        size: side of the square images and masks.
+        cache: keep/reuse the decoded arrays in ``<root>/.medseg_cache`` (see the module
+            docstring); ``False`` always decodes.
+        **kwargs: loader options (``progress`` and dataset-specific ones).
+    """
     _check_name(name)
-    return LOADERS[name](Path(root), size=size, **kwargs)
+    root = Path(root)
+    if not cache or name not in SCANNERS:
+        return LOADERS[name](root, size=size, **kwargs)
+    options = {k: v for k, v in kwargs.items() if k != "progress"}
+    try:
+        scan = SCANNERS[name](root, **options)
+    except DataError:
+        return LOADERS[name](root, size=size, **kwargs)  # raises the loader's own message
+    if scan.problems or not scan.items:
+        return LOADERS[name](root, size=size, **kwargs)
+    key = cache_key(name, size, scan.files(), options)
+    path = cache_path(root, name, size, key)
+    data = read_cache(path)
+    if data is not None:
+        return data
+    data = LOADERS[name](root, size=size, **kwargs)
+    write_cache(path, data)
+    return data
 
 
 def synthesize(name: str, out: str | Path, n: int = 200, seed: int = 0, **kwargs) -> Path:
     """Write a synthetic look-alike of dataset ``name`` in its real layout; return its root."""
     _check_name(name)
     return SYNTHESIZERS[name](Path(out), n=n, seed=seed, **kwargs)
+
+
+# --------------------------------------------------------------------- cache
+CACHE_DIR = ".medseg_cache"
+CACHE_VERSION = 1  # bump when a loader's output changes for the same files
+
+
+def cache_key(name: str, size: int, files: Iterable[Path], options: dict | None = None) -> str:
+    """A hash of the dataset name, size, options and each file's path, size and mtime."""
+    h = hashlib.sha256()
+    h.update(json.dumps([CACHE_VERSION, name, int(size), sorted((options or {}).items())],
+                        default=str).encode())
+    for f in sorted(os.path.abspath(p) for p in files):
+        st = os.stat(f)
+        h.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:20]
+
+
+def cache_path(root: Path, name: str, size: int, key: str) -> Path:
+    return Path(root) / CACHE_DIR / f"{name}-{size}px-{key}.npz"
+
+
+def read_cache(path: Path) -> SegData | None:
+    """The SegData stored at ``path``, or None when it is missing or unreadable."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return SegData(str(z["name"]), z["images"], z["masks"],
+                           tuple(str(c) for c in z["class_names"]),
+                           json.loads(str(z["meta"])), bool(z["synthetic"]))
+    except Exception as e:  # a damaged cache is rebuilt, never trusted
+        warnings.warn(f"ignoring unreadable cache {path}: {e}", stacklevel=3)
+        return None
+
+
+def write_cache(path: Path, data: SegData) -> Path | None:
+    """Store ``data`` at ``path`` atomically (temp file + rename) and remove older caches of
+    the same dataset and size. Returns the path, or None (with a warning) when the folder
+    cannot be written."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, name=np.array(data.name), images=data.images, masks=data.masks,
+                         class_names=np.array(data.class_names),
+                         meta=np.array(json.dumps(data.meta, default=str)),
+                         synthetic=np.array(data.synthetic))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as e:
+        warnings.warn(f"cannot write the cache {path} ({e}); loading without it", stacklevel=3)
+        return None
+    prefix = path.name.rsplit("-", 1)[0] + "-"
+    for old in path.parent.glob(f"{prefix}*.npz"):
+        if old != path:
+            old.unlink(missing_ok=True)
+    return path
 
 
 # ------------------------------------------------------------- splitting
@@ -153,21 +490,23 @@ def train_test_split(n: int, test_fraction: float = 0.2, seed: int = 0,
         k = max(1, round(n * test_fraction))
         return np.sort(perm[k:]), np.sort(perm[:k])
     groups = np.asarray(groups)
-    uniq = np.unique(groups)
-    rng.shuffle(uniq)
-    test, count = set(), 0
-    for g in uniq:
+    if len(groups) != n:
+        raise ValueError(f"{len(groups)} groups for {n} samples")
+    uniq, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
+    order = rng.permutation(len(uniq))  # the same order as rng.shuffle(uniq)
+    in_test = np.zeros(len(uniq), bool)
+    count = 0
+    for g in order:
         if count >= n * test_fraction:
             break
-        test.add(g)
-        count += int((groups == g).sum())
-    is_test = np.isin(groups, list(test))
+        in_test[g] = True
+        count += int(counts[g])
+    is_test = in_test[inverse.ravel()]
     return np.flatnonzero(~is_test), np.flatnonzero(is_test)
 
 
-def partition_iid(n: int, num_sites: int, seed: int = 0) -> list[np.ndarray]:
-    """Split ``range(n)`` into ``num_sites`` shards of (nearly) equal size at random."""
-    if num_sites < 1 or num_sites > n:
-        raise ValueError(f"need 1 <= num_sites <= {n} samples; got num_sites={num_sites}")
-    perm = np.random.default_rng(seed).permutation(n)
-    return [np.sort(s) for s in np.array_split(perm, num_sites)]
+def partition_iid(n: int, num_sites: int, seed: int = 0):
+    """Kept for old imports; see :func:`medseg_kit.data.partition.partition_iid`."""
+    from .partition import partition_iid as _iid
+
+    return _iid(n, num_sites, seed=seed)

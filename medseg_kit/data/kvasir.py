@@ -20,14 +20,30 @@ from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
-from skimage import io
 from skimage.filters import gaussian
 from tqdm.auto import tqdm
 
-from .base import DataError, SegData, register_dataset, resize_pair
+from ._synth import draw_curves, smooth_noise
+from .base import (
+    EMPTY,
+    MISSING_MASK,
+    DataError,
+    Item,
+    Scan,
+    SegData,
+    decode_items,
+    is_junk,
+    read_binary_mask,
+    read_image,
+    register_dataset,
+    spread,
+)
 
 CLASS_NAMES = ("background", "polyp")
 _ID_CHARS = np.array(list(string.ascii_lowercase + string.digits))
+__all__ = ["CLASS_NAMES", "decode_kvasir", "find_root", "list_pairs", "load_kvasir",
+           "read_binary_mask", "read_image", "scan_kvasir", "synth_polyp_image",
+           "synthesize_kvasir"]
 
 
 def find_root(root: Path) -> Path:
@@ -38,81 +54,74 @@ def find_root(root: Path) -> Path:
     raise DataError(
         f"no Kvasir-SEG data under {root}: expected {root}/Kvasir-SEG/images/*.jpg and "
         f"{root}/Kvasir-SEG/masks/*.jpg (make synthetic data with "
-        f"`medseg-kit data synth --dataset kvasir --out {root}`)")
+        f"`medseg-kit data synth --dataset kvasir --out {root}`)", root, EMPTY)
+
+
+def scan_kvasir(root: Path, **_) -> Scan:
+    """List the (image, mask) pairs; an image without its mask is a problem, a mask without
+    its image is an extra file."""
+    base = find_root(Path(root))
+    scan = Scan(base, synthetic=(base / "SYNTHETIC").is_file())
+    images = sorted(p for p in (base / "images").iterdir()
+                    if p.suffix.lower() == ".jpg" and not is_junk(p))
+    if not images:
+        scan.problems.append(DataError(f"{base / 'images'} holds no .jpg images",
+                                       base / "images", EMPTY))
+        return scan
+    bbox_file = base / "kavsir_bboxes.json"
+    boxes = {}
+    if bbox_file.is_file():
+        scan.side_files.append(bbox_file)
+        try:
+            boxes = json.loads(bbox_file.read_text())
+        except (ValueError, UnicodeDecodeError) as e:
+            scan.problems.append(DataError(f"cannot parse {bbox_file}: {e}", bbox_file))
+    names = set()
+    for img in images:
+        m = base / "masks" / img.name
+        names.add(img.name)
+        if m.is_file():
+            scan.items.append(Item(img.stem, img, (m,),
+                                   {"bboxes": boxes.get(img.stem, {}).get("bbox", [])}))
+        else:
+            scan.problems.append(DataError(f"image {img} has no mask; expected {m}", m,
+                                           MISSING_MASK))
+    scan.extra = sorted(p for p in (base / "masks").iterdir()
+                        if p.name not in names and not is_junk(p))
+    return scan
 
 
 def list_pairs(root: Path) -> list[tuple[Path, Path]]:
     """(image, mask) pairs; raises DataError naming every image without a mask."""
-    base = find_root(root)
-    images = sorted(p for p in (base / "images").glob("*.jpg") if not p.name.startswith("._"))
-    if not images:
-        raise DataError(f"{base / 'images'} holds no .jpg images")
-    pairs, missing = [], []
-    for img in images:
-        m = base / "masks" / img.name
-        (pairs if m.is_file() else missing).append((img, m))
-    if missing:
-        names = ", ".join(str(m) for _, m in missing[:10])
-        raise DataError(f"{len(missing)} image(s) in {base / 'images'} have no mask; "
-                        f"expected {names}{' ...' if len(missing) > 10 else ''}")
-    return pairs
+    scan = scan_kvasir(root)
+    scan.raise_problems("kvasir")
+    return [(it.image, it.masks[0]) for it in scan.items]
 
 
-def read_image(path: Path) -> np.ndarray:
-    """An RGB uint8 image; DataError naming the file if it cannot be decoded."""
-    try:
-        img = io.imread(path)
-    except Exception as e:  # truncated or not an image: say which file
-        raise DataError(f"cannot read image {path}: {e}") from e
-    if img.ndim == 2:
-        img = np.stack([img] * 3, axis=-1)
-    return np.ascontiguousarray(img[..., :3]).astype(np.uint8)
+def decode_kvasir(item: Item) -> tuple[np.ndarray, np.ndarray]:
+    """Full-size RGB image and 0/1 mask (JPEG mask thresholded at 128)."""
+    img = read_image(item.image)
+    return img, read_binary_mask(item.masks[0], img.shape[:2])
 
 
-def read_binary_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
-    """A 0/1 mask from a (JPEG-noisy) grey or RGB mask, thresholded at 128."""
-    try:
-        m = io.imread(path)
-    except Exception as e:
-        raise DataError(f"cannot read mask {path}: {e}") from e
-    if m.ndim == 3:
-        m = m[..., :3].max(axis=-1)
-    if m.shape != shape:
-        raise DataError(f"mask {path} is {m.shape[1]}x{m.shape[0]} but its image is "
-                        f"{shape[1]}x{shape[0]}; expected the same size")
-    if m.dtype != np.uint8:  # 16-bit: scale to 8 bits before thresholding
-        m = (m.astype(np.float64) / np.iinfo(m.dtype).max * 255).astype(np.uint8)
-    return (m >= 128).astype(np.uint8)
-
-
-def load_kvasir(root: Path, size: int = 128, progress: bool = True) -> SegData:
+def load_kvasir(root: Path, size: int = 128, progress: bool = True,
+                limit: int | None = None) -> SegData:
     """Read Kvasir-SEG from its official layout and resize every pair to ``size``.
 
     Metadata per sample: ``id``, ``path``, original ``height``/``width`` and the
     ``bboxes`` from ``kavsir_bboxes.json`` (empty list when the file is absent).
+    ``limit`` keeps that many samples, evenly spread over the sorted list.
     """
-    pairs = list_pairs(root)
-    base = find_root(root)
-    bbox_file = base / "kavsir_bboxes.json"
-    boxes = json.loads(bbox_file.read_text()) if bbox_file.is_file() else {}
-    images = np.empty((len(pairs), size, size, 3), np.uint8)
-    masks = np.empty((len(pairs), size, size), np.uint8)
-    meta = []
-    for i, (ip, mp) in enumerate(tqdm(pairs, desc="kvasir", disable=not progress,
-                                      leave=False)):
-        img = read_image(ip)
-        msk = read_binary_mask(mp, img.shape[:2])
-        images[i], masks[i] = resize_pair(img, msk, size)
-        meta.append({"id": ip.stem, "path": str(ip), "height": img.shape[0],
-                     "width": img.shape[1], "bboxes": boxes.get(ip.stem, {}).get("bbox", [])})
-    synthetic = (base / "SYNTHETIC").is_file()
-    return SegData("kvasir", images, masks, CLASS_NAMES, meta, synthetic)
+    scan = scan_kvasir(Path(root))
+    scan.raise_problems("kvasir")
+    images, masks, meta = decode_items("kvasir", spread(scan.items, limit), decode_kvasir,
+                                       size, progress)
+    return SegData("kvasir", images, masks, CLASS_NAMES, meta, scan.synthetic)
 
 
 # ------------------------------------------------------------------ synthetic
 def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
-    f = gaussian(rng.standard_normal(shape), sigma=sigma)
-    return f / (np.abs(f).max() + 1e-8)
+    return smooth_noise(rng, shape, sigma)
 
 
 def _blob(rng: np.random.Generator, h: int, w: int, cy: float, cx: float, r: float
@@ -139,10 +148,10 @@ def synth_polyp_image(rng: np.random.Generator, h: int, w: int
     fold = np.sin((xx * rng.uniform(-1, 1) + yy * rng.uniform(-1, 1)) / rng.uniform(25, 45)
                   + _smooth_noise(rng, (h, w), 20) * 3)
     img *= (1 - 0.12 * np.clip(fold, 0, 1))[..., None]
-    # blood vessels: thin dark-red lines
-    for _ in range(rng.integers(1, 4)):
-        vessel = np.abs(_smooth_noise(rng, (h, w), rng.uniform(15, 30))) < 0.006
-        img[vessel] *= np.array([0.88, 0.72, 0.72])
+    # blood vessels: thin, branching, slightly blurred dark-red lines
+    vessels = draw_curves(rng, h, w, int(rng.integers(4, 10)), (0.15, 0.5), 1.5, 10)
+    vessels = np.clip(gaussian(vessels, 0.7) * 1.6, 0, 1)[..., None]
+    img *= 1 - vessels * np.array([0.14, 0.34, 0.30]) * rng.uniform(0.6, 1.0)
     mask = np.zeros((h, w), bool)
     boxes = []
     for _ in range(1 if rng.random() < 0.85 else 2):
@@ -152,15 +161,17 @@ def synth_polyp_image(rng: np.random.Generator, h: int, w: int
         inside = d < 1
         dome = np.sqrt(np.clip(1 - d ** 2, 0, 1))
         ly, lx = rng.uniform(-0.6, -0.2), rng.uniform(-0.6, 0.2)  # light from above
-        shade = 0.78 + 0.30 * dome + 0.25 * dome * (ly * (yy - cy) + lx * (xx - cx)) / r
+        shade = 0.72 + 0.36 * dome + 0.35 * dome * (ly * (yy - cy) + lx * (xx - cx)) / r
         pale = np.array([rng.uniform(225, 245), rng.uniform(150, 185), rng.uniform(135, 165)])
-        ptex = 1 + 0.06 * _smooth_noise(rng, (h, w), 4)
-        polyp = (0.55 * pale + 0.45 * base)[None, None, :] * (shade * ptex)[..., None]
+        # surface: a fine pit pattern and a faint vessel network on the mucosa of the polyp
+        ptex = 1 + 0.07 * _smooth_noise(rng, (h, w), 2.5) + 0.05 * _smooth_noise(rng, (h, w), 6)
+        mix = rng.uniform(0.3, 0.5)
+        polyp = (mix * pale + (1 - mix) * base)[None, None, :] * (shade * ptex)[..., None]
         alpha = gaussian(inside.astype(float), sigma=1.5)[..., None]
         img = img * (1 - alpha) + polyp * alpha
         # a darker rim where the polyp meets the wall
         rim = np.exp(-((d - 1.05) / 0.08) ** 2)
-        img *= (1 - 0.25 * rim)[..., None]
+        img *= (1 - 0.18 * rim)[..., None]
         mask |= inside
         ys, xs = np.nonzero(inside)
         boxes.append({"label": "polyp", "xmin": int(xs.min()), "ymin": int(ys.min()),
@@ -212,4 +223,5 @@ def synthesize_kvasir(out: Path, n: int = 200, seed: int = 0,
     return out
 
 
-register_dataset("kvasir", load_kvasir, synthesize_kvasir)
+register_dataset("kvasir", load_kvasir, synthesize_kvasir, scan=scan_kvasir,
+                 decode=decode_kvasir, class_names=CLASS_NAMES)
