@@ -132,6 +132,13 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-images", dest="n_images", type=int, default=d.n_images)
     p.add_argument("--size", type=int, default=d.size)
     p.add_argument("--sites", type=int, default=d.sites)
+    p.add_argument("--partition", default=d.partition,
+                   choices=("iid", "quantity", "label", "acquisition"))
+    p.add_argument("--concentration", type=float, default=d.concentration,
+                   help="Dirichlet concentration for quantity/label skew")
+    p.add_argument("--partition-by", dest="partition_by", default=None,
+                   help="label to skew by (dx, localization, lesion_size, dominant_class)")
+    p.add_argument("--augment", action="store_true", default=None)
     p.add_argument("--rounds", type=int, default=d.rounds)
     p.add_argument("--local-epochs", dest="local_epochs", type=int, default=d.local_epochs)
     p.add_argument("--batch-size", dest="batch_size", type=int, default=d.batch_size)

@@ -32,6 +32,16 @@ class RunConfig:
         n_images: number of synthetic images to generate (ignored for real data).
         size: square input size the images are resized to.
         sites: number of simulated hospital sites.
+        partition: how the images are dealt out to the sites: ``iid``, ``quantity``
+            (Dirichlet-skewed shard sizes), ``label`` (Dirichlet label/attribute skew) or
+            ``acquisition`` (IID shards, each seen through its own scanner profile:
+            colour, contrast, blur, noise). Each site's test shard is drawn the same way.
+        concentration: Dirichlet concentration for ``quantity`` and ``label`` (smaller:
+            more skewed).
+        partition_by: the label to skew by (``dx``, ``localization``, ``lesion_size``,
+            ``dominant_class`` ...); ``None``: the dataset's natural one.
+        augment: flips, 90-degree rotations, small affine and colour jitter on training
+            batches (deterministic per round, site and epoch).
         rounds: communication rounds (centralized: epochs are counted as rounds).
         local_epochs: passes over its shard a site makes per round.
         batch_size, lr, weight_decay: optimisation.
@@ -62,6 +72,10 @@ class RunConfig:
     n_images: int = 200
     size: int = 128
     sites: int = 3
+    partition: str = "iid"
+    concentration: float = 0.5
+    partition_by: str | None = None
+    augment: bool = False
     rounds: int = 5
     local_epochs: int = 1
     batch_size: int = 8
@@ -93,6 +107,7 @@ class RunConfig:
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0; got {self.lr}")
         for name, allowed in (("optimizer", OPTIMIZERS), ("split", SPLITS),
+                              ("partition", ("iid", "quantity", "label", "acquisition")),
                               ("schedule", ("none", "cosine"))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}; choose one of "

@@ -24,7 +24,9 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import metrics
-from ..data import SegData, data_dir, load_dataset, partition_iid, synthesize, train_test_split
+from ..data import SegData, data_dir, load_dataset, make_sites, synthesize, train_test_split
+from ..data.augment import augment_batch
+from ..data.partition import apply_site_shift
 from ..losses import make_loss
 from ..models import create_model
 from ..split import Split
@@ -109,9 +111,20 @@ class Run:
         if c.sites > len(self.train) or c.sites > len(self.test):
             raise ValueError(f"{c.sites} sites need at least {c.sites} train and test images; "
                              f"have {len(self.train)} and {len(self.test)}")
-        tr_parts = partition_iid(len(self.train), c.sites, seed=c.seed)
-        te_parts = partition_iid(len(self.test), c.sites, seed=c.seed + 1)
+        tr_parts = make_sites(self.train, c.partition, c.sites, c.seed, c.concentration,
+                              c.partition_by)
+        te_parts = make_sites(self.test, c.partition, c.sites, c.seed + 1, c.concentration,
+                              c.partition_by)
+        if c.partition == "acquisition":  # each site sees its images through its scanner
+            self.train = apply_site_shift(self.train, tr_parts, c.seed)
+            self.test = apply_site_shift(self.test, te_parts, c.seed)
+        self.partition = tr_parts
         self.sites = [Site(i, a, b) for i, (a, b) in enumerate(zip(tr_parts, te_parts))]
+        empty = [s.id for s in self.sites if s.n_train < 2 or len(s.test_idx) == 0]
+        if empty:
+            raise ValueError(f"partition {c.partition!r} left site(s) {empty} with fewer than "
+                             "2 training images or no test image; use more images, fewer "
+                             "sites or a larger concentration")
         self.net = create_model(c.model, in_channels=data.in_channels,
                                 num_classes=data.model_classes, width=c.width).to(self.device)
         self.num_classes = data.num_classes
@@ -142,7 +155,10 @@ class Run:
             chunk = order[s:s + bs]
             if len(chunk) < 2 and len(order) > 1:
                 break
-            yield self.train.batch(chunk, self.device)
+            x, y = self.train.batch(chunk, self.device)
+            if self.config.augment:  # same generator stream: resumable and reproducible
+                x, y = augment_batch(x, y, g)
+            yield x, y
 
     def make_optimizer(self, params) -> torch.optim.Optimizer:
         c = self.config
