@@ -19,15 +19,19 @@ from .federated.config import OPTIMIZERS, SPLITS, STRATEGIES, RunConfig
 
 
 def _cmd_models(args) -> int:
-    from .models.summary import model_table
+    from .models.summary import format_count, model_table
 
     rows = model_table(size=args.size)
-    print(f"{'model':<15}{'params (teaching)':>18}{'params (paper)':>16}{'published':>11}"
-          f"{'GFLOPs@' + str(args.size):>12}{'stages':>8}  default cut")
+    print(f"{'model':<15}{'params (teaching)':>20}{'params (paper)':>18}{'published':>11}"
+          f"{'GFLOPs teaching':>17}{'GFLOPs paper':>14}{'stages':>8}  default cut")
     for r in rows:
-        print(f"{r['name']:<15}{r['params_teaching']:>18,}{r['params_paper']:>16,}"
-              f"{r['published_params']:>11}{r['gflops'] :>12.3f}{r['stages']:>8}  "
+        teach = f"{format_count(r['params_teaching'])} (w={r['teaching_width']})"
+        paper = f"{format_count(r['params_paper'])} (w={r['paper_width']})"
+        print(f"{r['name']:<15}{teach:>20}{paper:>18}{r['published_params']:>11}"
+              f"{r['gflops_teaching']:>17.3f}{r['gflops_paper']:>14.2f}{r['stages']:>8}  "
               f"{tuple(r['default_cut'])}")
+    print(f"\nFLOPs: forward pass of one {args.size}x{args.size} image (PyTorch's FLOP "
+          "counter).")
     return 0
 
 

@@ -25,6 +25,16 @@ def test_cut_lists_every_valid_cut(capsys):
     assert any(line.startswith("(1,8)") and "enc1 | dec2 | enc1" in line for line in rows)
 
 
+def test_models_lists_the_ten(capsys):
+    assert main(["models", "--size", "64"]) == 0
+    out = capsys.readouterr().out
+    names = ["unet", "segnet", "deeplabv3", "deeplabv3plus", "refinenet", "sunet", "cgnet",
+             "ducknet", "attention_unet", "swin_unet"]
+    rows = [line.split()[0] for line in out.splitlines()[1:] if line.strip()][:10]
+    assert rows == names
+    assert "31.04M (w=64)" in out  # the paper UNet
+
+
 def test_invalid_model_is_named(capsys):
     assert main(["cut", "--model", "vnet"]) == 2
     assert "unknown model 'vnet'" in capsys.readouterr().err
