@@ -39,8 +39,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
@@ -51,6 +49,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import metrics
+from ._atomic import atomic_write
 from .data import SegData
 from .federated import RunConfig, train
 from .federated.run import resolve_data
@@ -178,12 +177,12 @@ def run_cell(config: RunConfig, folder: str | Path, data: SegData, hd95: bool = 
     if worst > 0:
         order = np.argsort(ev["dice"], kind="stable")[:worst]
         idx = ev["index"][order]
-        _atomic_savez(folder / WORST, images=run.test.images[idx], truths=run.test.masks[idx],
+        savez_atomic(folder / WORST, images=run.test.images[idx], truths=run.test.masks[idx],
                       preds=ev["pred"][order].astype(np.uint8), dice=ev["dice"][order],
                       iou=ev["iou"][order], sites=ev["site"][order],
                       ids=np.array([str(run.test.meta[i].get("id", i)) for i in idx]),
                       class_names=np.array(run.test.class_names))
-    _atomic_write(folder / RESULT, json.dumps(result, indent=1, default=_json_default))
+    atomic_write(folder / RESULT, json.dumps(result, indent=1, default=_json_default))
     return json.loads(json.dumps(result, default=_json_default))
 
 
@@ -466,14 +465,14 @@ def write_results(out: str | Path, results: Sequence[Mapping], base: RunConfig |
     writer.writerows(rows)
     paths = {"csv": out / "results.csv", "json": out / "results.json",
              "md": out / "results.md"}
-    _atomic_write(paths["csv"], buf.getvalue())
-    _atomic_write(paths["json"], json.dumps(
+    atomic_write(paths["csv"], buf.getvalue())
+    atomic_write(paths["json"], json.dumps(
         {"settings": base.to_dict() if base is not None else None,
          "seeds": list(seeds) if seeds is not None else None,
          "cells": rows, "summary": summary, "ordering": ordering_checks(summary),
          "sites": [{"cell": r["cell"], "sites": r["site_results"]} for r in results]},
         indent=1, default=_json_default))
-    _atomic_write(paths["md"], results_markdown(results, base, seeds))
+    atomic_write(paths["md"], results_markdown(results, base, seeds))
     return paths
 
 
@@ -611,29 +610,5 @@ def _json_default(o):
     raise TypeError(f"cannot write {type(o).__name__} to JSON")
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _atomic_savez(path: Path, **arrays) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def savez_atomic(path: Path, **arrays) -> None:
+    atomic_write(path, lambda f: np.savez_compressed(f, **arrays))

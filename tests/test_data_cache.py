@@ -94,7 +94,7 @@ def test_unwritable_cache_warns_and_loads(kv, monkeypatch):
     def boom(*a, **k):
         raise PermissionError("read-only")
 
-    monkeypatch.setattr(base.tempfile, "mkstemp", boom)
+    monkeypatch.setattr("medseg_kit._atomic.tempfile.mkstemp", boom)
     with pytest.warns(UserWarning, match="cannot write the cache"):
         d = load_dataset("kvasir", kv, size=24, progress=False)
     assert len(d) == 4 and not _caches(kv)

@@ -42,7 +42,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +52,8 @@ import torch
 from skimage import io
 from skimage.transform import resize
 from tqdm.auto import tqdm
+
+from .._atomic import atomic_write
 
 # Kinds of problem a scan, a decode or a check can report (DataError.kind).
 EMPTY = "empty"
@@ -451,20 +452,11 @@ def write_cache(path: Path, data: SegData) -> Path | None:
     the same dataset and size. Returns the path, or None (with a warning) when the folder
     cannot be written."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, name=np.array(data.name), images=data.images, masks=data.masks,
-                         class_names=np.array(data.class_names),
-                         meta=np.array(json.dumps(data.meta, default=str)),
-                         synthetic=np.array(data.synthetic))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, lambda f: np.savez(
+            f, name=np.array(data.name), images=data.images, masks=data.masks,
+            class_names=np.array(data.class_names),
+            meta=np.array(json.dumps(data.meta, default=str)),
+            synthetic=np.array(data.synthetic)))
     except OSError as e:
         warnings.warn(f"cannot write the cache {path} ({e}); loading without it", stacklevel=3)
         return None

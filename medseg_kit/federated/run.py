@@ -24,6 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import metrics
+from .._atomic import atomic_write
 from ..data import SegData, data_dir, load_dataset, make_sites, synthesize, train_test_split
 from ..data.augment import augment_batch
 from ..data.partition import apply_site_shift
@@ -277,7 +278,7 @@ def train(config: RunConfig, out: str | Path | None = None, *, data: SegData | N
             save_checkpoint(out / "checkpoint.pt", {
                 "config": config.to_dict(), "round": r, "strategy": strategy.state_dict(),
                 "history": history.to_json()})
-            _atomic_write(out / "history.json", history.to_json())
+            atomic_write(out / "history.json", history.to_json())
     return history, strategy
 
 
@@ -309,9 +310,3 @@ def _round_records(run: Run, strategy, r: int, active: list[int], site_stats: di
                  "n_train": sum(x["n_train"] for x in recs),
                  "n_test": sum(x["n_test"] for x in recs)})
     return recs
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)

@@ -32,9 +32,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import DoubleConv, Down, Head, Up
+from .blocks import Up
 from .registry import register_model
-from .staged import OUTPUT, Stage, StagedNet
+from .staged import StagedNet
+from .unet import _create_unet
 
 
 class AttentionGate(nn.Module):
@@ -74,26 +75,8 @@ class AttentionUp(Up):
         return super().forward(x, self.gate(skip, x))
 
 
-def _create_attention_unet(in_channels: int, num_classes: int, width: int) -> StagedNet:
-    c = [width * m for m in (1, 2, 4, 8, 16)]
-    stages = [
-        Stage("enc1", DoubleConv(in_channels, c[0]), "x"),
-        Stage("enc2", Down(c[0], c[1]), "enc1"),
-        Stage("enc3", Down(c[1], c[2]), "enc2"),
-        Stage("enc4", Down(c[2], c[3]), "enc3"),
-        Stage("bottleneck", Down(c[3], c[4]), "enc4"),
-        Stage("dec4", AttentionUp(c[4], c[3], c[3]), ("bottleneck", "enc4")),
-        Stage("dec3", AttentionUp(c[3], c[2], c[2]), ("dec4", "enc3")),
-        Stage("dec2", AttentionUp(c[2], c[1], c[1]), ("dec3", "enc2")),
-        Stage("dec1", AttentionUp(c[1], c[0], c[0]), ("dec2", "enc1")),
-        Stage("head", Head(c[0], num_classes), "dec1", OUTPUT),
-    ]
-    return StagedNet(stages, in_channels=in_channels, num_classes=num_classes,
-                     size_multiple=16, min_size=16, default_cut=(1, 8))
-
-
 @register_model("attention_unet", teaching_width=4, paper_width=64,
                 reference="Oktay et al., MIDL 2018, arXiv:1804.03999",
                 published_params="6.4M")
 def attention_unet(in_channels: int = 3, num_classes: int = 1, width: int = 4) -> StagedNet:
-    return _create_attention_unet(in_channels, num_classes, width)
+    return _create_unet(in_channels, num_classes, width, up=AttentionUp)

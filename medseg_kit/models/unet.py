@@ -23,7 +23,10 @@ from .registry import register_model
 from .staged import OUTPUT, Stage, StagedNet
 
 
-def _create_unet(in_channels: int, num_classes: int, width: int) -> StagedNet:
+def _create_unet(in_channels: int, num_classes: int, width: int, up: type[Up] = Up
+                 ) -> StagedNet:
+    """The UNet stage table; ``up`` is the decoder level (Attention UNet swaps in a gated
+    one, everything else is the same)."""
     c = [width * m for m in (1, 2, 4, 8, 16)]
     stages = [
         Stage("enc1", DoubleConv(in_channels, c[0]), "x"),
@@ -31,10 +34,10 @@ def _create_unet(in_channels: int, num_classes: int, width: int) -> StagedNet:
         Stage("enc3", Down(c[1], c[2]), "enc2"),
         Stage("enc4", Down(c[2], c[3]), "enc3"),
         Stage("bottleneck", Down(c[3], c[4]), "enc4"),
-        Stage("dec4", Up(c[4], c[3], c[3]), ("bottleneck", "enc4")),
-        Stage("dec3", Up(c[3], c[2], c[2]), ("dec4", "enc3")),
-        Stage("dec2", Up(c[2], c[1], c[1]), ("dec3", "enc2")),
-        Stage("dec1", Up(c[1], c[0], c[0]), ("dec2", "enc1")),
+        Stage("dec4", up(c[4], c[3], c[3]), ("bottleneck", "enc4")),
+        Stage("dec3", up(c[3], c[2], c[2]), ("dec4", "enc3")),
+        Stage("dec2", up(c[2], c[1], c[1]), ("dec3", "enc2")),
+        Stage("dec1", up(c[1], c[0], c[0]), ("dec2", "enc1")),
         Stage("head", Head(c[0], num_classes), "dec1", OUTPUT),
     ]
     return StagedNet(stages, in_channels=in_channels, num_classes=num_classes,
