@@ -4,7 +4,8 @@
     medseg-kit cut --model unet --size 128  every valid cut: what crosses, bytes, param share
     medseg-kit train --strategy sflv2 --out runs/a [--json] [--resume]
     medseg-kit demo                         centralized vs local vs SplitFed on 3 sites
-    medseg-kit data check|synth ...         check a dataset folder, write synthetic data
+    medseg-kit compare --models ... --datasets ...   the C/L/S comparison table
+    medseg-kit data check|synth|download ...  check a folder, write synthetic data, fetch
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
+from .compare import add_compare_command
+from .data.cli import add_data_commands
 from .federated.config import OPTIMIZERS, SPLITS, STRATEGIES, RunConfig
 
 
@@ -200,13 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.set_defaults(func=_cmd_demo)
 
-    try:
-        from .data.cli import add_data_commands
-    except ImportError:  # the data commands are optional until their module exists
-        add_data_commands = None
-    if add_data_commands is not None:
-        add_data_commands(sub)
-    from .compare import add_compare_command
+    add_data_commands(sub)
     add_compare_command(sub)
     return parser
 
