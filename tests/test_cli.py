@@ -62,3 +62,18 @@ def test_console_script_runs():
     res = subprocess.run([sys.executable, "-m", "medseg_kit.cli", "--help"],
                          capture_output=True, text=True)
     assert res.returncode == 0 and "medseg-kit" in res.stdout
+
+
+@pytest.mark.parametrize("model", ["unet", "segnet", "deeplabv3", "deeplabv3plus", "refinenet",
+                                   "sunet", "cgnet", "ducknet", "attention_unet", "swin_unet"])
+def test_every_model_trains_through_the_train_command(model, tmp_path, capsys, monkeypatch):
+    import medseg_kit.federated.run as run_module
+
+    monkeypatch.setattr(run_module, "resolve_data",
+                        lambda c, progress=True: disc_data(n=12, size=64))
+    args = ["train", "--model", model, "--width", "4", "--size", "64", "--sites", "2",
+            "--rounds", "1", "--batch-size", "4", "--device", "cpu", "--json",
+            "--out", str(tmp_path / model)]
+    assert main(args) == 0
+    final = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert final["model"] == model and final["bytes_per_site_round"] > 0
