@@ -289,38 +289,30 @@ def unpack(archive: Path, dest: Path, into: str = "", strip: str | None = None) 
     target = dest / into if into else dest
     target.mkdir(parents=True, exist_ok=True)
     if zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as z:
-            names = z.namelist()
-            strip = _strip_prefix(names, strip_top)
-            for info in z.infolist():
-                name = info.filename[len(strip):] if info.filename.startswith(strip) else \
-                    info.filename
-                if not name:
-                    continue
-                out = _safe_target(target, name)
-                if info.is_dir():
-                    out.mkdir(parents=True, exist_ok=True)
-                    continue
-                out.parent.mkdir(parents=True, exist_ok=True)
-                with z.open(info) as src, open(out, "wb") as dst:
-                    shutil.copyfileobj(src, dst, 1 << 20)
+        opened = zipfile.ZipFile(archive)
+        listing = lambda a: [(i.filename, i.is_dir(), i) for i in a.infolist()]  # noqa: E731
+        read = lambda a, member: a.open(member)  # noqa: E731
     elif tarfile.is_tarfile(archive):
-        with tarfile.open(archive) as t:
-            members = [m for m in t.getmembers() if m.isfile() or m.isdir()]
-            strip = _strip_prefix([m.name for m in members], strip_top)
-            for m in members:
-                name = m.name[len(strip):] if m.name.startswith(strip) else m.name
-                if not name:
-                    continue
-                out = _safe_target(target, name)
-                if m.isdir():
-                    out.mkdir(parents=True, exist_ok=True)
-                    continue
-                out.parent.mkdir(parents=True, exist_ok=True)
-                with t.extractfile(m) as src, open(out, "wb") as dst:
-                    shutil.copyfileobj(src, dst, 1 << 20)
+        opened = tarfile.open(archive)
+        listing = lambda a: [(m.name, m.isdir(), m) for m in a.getmembers()  # noqa: E731
+                             if m.isfile() or m.isdir()]
+        read = lambda a, member: a.extractfile(member)  # noqa: E731
     else:
         raise DownloadError(f"{archive} is neither a zip nor a tar archive (truncated?)")
+    with opened as a:
+        entries = listing(a)
+        strip = _strip_prefix([e[0] for e in entries], strip_top)
+        for name, is_dir, member in entries:
+            name = name[len(strip):] if name.startswith(strip) else name
+            if not name:
+                continue
+            out = _safe_target(target, name)
+            if is_dir:
+                out.mkdir(parents=True, exist_ok=True)
+                continue
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with read(a, member) as src, open(out, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
     return target
 
 
