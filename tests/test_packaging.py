@@ -36,7 +36,7 @@ def project():
 def test_environments_match_pyproject(project, env):
     wanted = {_name(r) for r in project["dependencies"] + project["optional-dependencies"]
               ["notebooks"]}
-    reqs = [r for r in _pip_section(ROOT / env) if not r.startswith("-e")]
+    reqs = [r for r in _pip_section(ROOT / env) if not r.startswith("-")]  # no pip options
     have = {_name(r) for r in reqs}
     assert wanted <= have, f"{env} lacks {sorted(wanted - have)}"
     assert "torch==2.13.0" in reqs, f"{env} must pin torch==2.13.0 (the CPU build on disk)"
