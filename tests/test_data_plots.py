@@ -10,12 +10,8 @@ import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from medseg_kit.data import make_sites, synthesize  # noqa: E402
-from medseg_kit.data.catalog import (  # noqa: E402
-    describe,
-    find_real,
-    open_dataset,
-    synthetic_root,
-)
+from medseg_kit.data.base import synthetic_root  # noqa: E402
+from medseg_kit.data.catalog import describe, find_real, open_dataset  # noqa: E402
 from medseg_kit.data.partition import apply_site_shift, profile_table  # noqa: E402
 from medseg_kit.data.plots import (  # noqa: E402
     overlay,

@@ -70,3 +70,10 @@ def test_augmentation_changes_batches_but_is_reproducible(data_dir):
     assert (xa == xb).all() and not (xa == xp).all()
     h, _ = train(small_config(augment=True, rounds=1), progress=False)
     assert np.isfinite(h.rows(GLOBAL)[-1]["train_loss"])
+
+
+def test_the_run_splits_ham10000_by_lesion(data_dir):
+    run = Run(small_config(n_images=60), progress=False)
+    assert run.train.group_key == "lesion_id"
+    train_lesions = set(run.train.groups())
+    assert train_lesions and not train_lesions & set(run.test.groups())

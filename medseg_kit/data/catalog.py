@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .base import SCANNERS, DataError, SegData, data_dir, load_dataset, synthesize
+from .base import SCANNERS, DataError, SegData, data_dir, ensure_synthetic, load_dataset
 from .download import SOURCES
 
 
@@ -28,10 +28,6 @@ def find_real(name: str, root: str | Path | None = None) -> Path | None:
     return folder if scan.items and not scan.problems else None
 
 
-def synthetic_root(name: str, n: int, seed: int) -> Path:
-    return data_dir() / "synthetic" / f"{name}-n{n}-seed{seed}"
-
-
 def open_dataset(name: str, size: int = 128, n_synthetic: int = 200, seed: int = 0,
                  limit: int | None = None, prefer_real: bool = True,
                  progress: bool = False) -> SegData:
@@ -40,10 +36,7 @@ def open_dataset(name: str, size: int = 128, n_synthetic: int = 200, seed: int =
     real = find_real(name) if prefer_real else None
     if real is not None:
         return load_dataset(name, real, size=size, limit=limit, progress=progress)
-    root = synthetic_root(name, n_synthetic, seed)
-    if not (root / "COMPLETE").is_file():
-        synthesize(name, root, n=n_synthetic, seed=seed, progress=progress)
-        (root / "COMPLETE").write_text("ok\n")
+    root = ensure_synthetic(name, n_synthetic, seed, progress)
     return load_dataset(name, root, size=size, progress=progress)
 
 

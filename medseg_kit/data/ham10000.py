@@ -16,7 +16,8 @@ listed by the checker. An image found twice (a merged folder next to the part fo
 is used once when both copies have the same size, and is a problem otherwise.
 
 Several images show the same lesion, so a train/test split must be by ``lesion_id``:
-:func:`lesion_split` (or ``train_test_split(len(d), groups=d.meta_values("lesion_id"))``).
+:func:`lesion_split` (or ``train_test_split(len(d), groups=d.groups())``; the loader
+sets ``group_key="lesion_id"``, which the training loop's split uses too).
 
 :func:`synthesize_ham10000` writes look-alike data in the same layout (skin-toned
 background, an irregular pigmented lesion with a soft border, hairs that are not in the
@@ -211,14 +212,14 @@ def load_ham10000(root: Path, size: int = 128, progress: bool = True,
     scan.raise_problems("ham10000")
     images, masks, meta = decode_items("ham10000", spread(scan.items, limit),
                                        decode_ham10000, size, progress)
-    return SegData("ham10000", images, masks, CLASS_NAMES, meta, scan.synthetic)
+    return SegData("ham10000", images, masks, CLASS_NAMES, meta, scan.synthetic,
+                   group_key="lesion_id")
 
 
 def lesion_split(data: SegData, test_fraction: float = 0.2, seed: int = 0
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Train/test indices with every lesion on one side only (grouped by ``lesion_id``)."""
-    return train_test_split(len(data), test_fraction, seed,
-                            groups=data.meta_values("lesion_id", None).astype(str))
+    return train_test_split(len(data), test_fraction, seed, groups=data.groups())
 
 
 # ------------------------------------------------------------------ synthetic

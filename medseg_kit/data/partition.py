@@ -22,7 +22,7 @@ old code that did ``for idx in partition_iid(...)`` keeps working) that also car
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 from scipy.ndimage import gaussian_filter
@@ -270,8 +270,7 @@ def apply_site_shift(data: SegData, partition: Partition, seed: int = 0) -> SegD
             images[idx] = apply_acquisition(data.images[idx], profiles[s], seed)
         for i in idx:
             meta[i]["site"] = s
-    return SegData(data.name, images, data.masks.copy(), data.class_names, meta,
-                   data.synthetic)
+    return replace(data, images=images, masks=data.masks.copy(), meta=meta)
 
 
 def profile_table(partition: Partition) -> str:

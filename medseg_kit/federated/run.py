@@ -25,8 +25,9 @@ from tqdm.auto import tqdm
 
 from .. import metrics
 from .._atomic import atomic_write
-from ..data import SegData, data_dir, load_dataset, make_sites, synthesize, train_test_split
+from ..data import SegData, load_dataset, make_sites, train_test_split
 from ..data.augment import augment_batch
+from ..data.base import ensure_synthetic
 from ..data.partition import apply_site_shift
 from ..losses import make_loss
 from ..models import create_model
@@ -107,7 +108,7 @@ class Run:
         torch.manual_seed(c.seed)
         data = data if data is not None else resolve_data(c, progress)
         tr, te = train_test_split(len(data), c.test_fraction, seed=c.seed,
-                                  groups=[m.get("lesion_id", m["id"]) for m in data.meta])
+                                  groups=data.groups())
         self.train, self.test = data.subset(tr), data.subset(te)
         if c.sites > len(self.train) or c.sites > len(self.test):
             raise ValueError(f"{c.sites} sites need at least {c.sites} train and test images; "
@@ -210,12 +211,7 @@ class Run:
 
 def resolve_data(c: RunConfig, progress: bool = True) -> SegData:
     """Load ``c.dataset`` from ``c.data_root``, or synthesize it once and load that."""
-    root = c.data_root
-    if root is None:
-        root = data_dir() / "synthetic" / f"{c.dataset}-n{c.n_images}-seed{c.seed}"
-        if not (Path(root) / "COMPLETE").is_file():
-            synthesize(c.dataset, root, n=c.n_images, seed=c.seed, progress=progress)
-            (Path(root) / "COMPLETE").write_text("ok\n")
+    root = c.data_root or ensure_synthetic(c.dataset, c.n_images, c.seed, progress)
     return load_dataset(c.dataset, root, size=c.size, progress=progress)
 
 
