@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .models.staged import INPUT, OUTPUT, StagedNet, run_stages
+from .models.staged import OUTPUT, StagedNet, run_stages
 
 
 class CutError(ValueError):
@@ -166,25 +166,16 @@ class Split:
     def crossings(self, size: int | tuple[int, int]) -> list[Crossing]:
         """The tensors that cross for one image of ``size``, with shapes and dtypes.
 
-        Shapes come from one forward pass of a single zero image (in eval mode, no grad).
+        Shapes come from :meth:`StagedNet.tensor_specs` (one forward pass per size).
         """
         h, w = (size, size) if isinstance(size, int) else size
-        p = next(self.net.parameters())
-        x = torch.zeros(1, self.net.in_channels, h, w, device=p.device, dtype=p.dtype)
-        self.net.check_input(x)
-        was_training = self.net.training
-        self.net.eval()
-        try:
-            with torch.no_grad():
-                env = self.net.run({INPUT: x})
-        finally:
-            self.net.train(was_training)
+        specs = self.net.tensor_specs((h, w))
         out = []
         for direction, names in (("up", self.up), ("down", self.down)):
             for t in names:
-                v = env[t]
-                out.append(Crossing(t, direction, tuple(v.shape[1:]), v.dtype,
-                                    has_grad=self.learned[t] and v.is_floating_point(),
+                shape, dtype = specs[t]
+                out.append(Crossing(t, direction, shape, dtype,
+                                    has_grad=self.learned[t] and dtype.is_floating_point,
                                     raw=self.net.is_raw(t)))
         if self.labels_to_server:
             out.append(Crossing("label", "up", (h, w), torch.uint8, False, raw=True))

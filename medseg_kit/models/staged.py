@@ -107,6 +107,7 @@ class StagedNet(nn.Module):
         n = len(specs)
         self.default_cut = default_cut or (1, n - 1)
         self._learned = self._find_learned()
+        self._specs_cache: dict[tuple, dict[str, tuple[tuple[int, ...], torch.dtype]]] = {}
 
     # ----------------------------------------------------------------- the table
     def __len__(self) -> int:
@@ -181,6 +182,30 @@ class StagedNet(nn.Module):
             ) -> dict[str, torch.Tensor]:
         """Run stages ``[start, stop)`` on ``env`` (updated in place and returned)."""
         return run_stages(self.specs, self.stages, env, start, stop)
+
+    def tensor_specs(self, size: int | tuple[int, int]
+                     ) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+        """Shape per image (no batch dimension) and dtype of every tensor of the table.
+
+        Found with one forward pass of a zero image (eval mode, no grad) and remembered
+        per input size, dtype and device: shapes do not depend on the weights, so the byte
+        accounting of every cut costs one forward pass in all.
+        """
+        h, w = (size, size) if isinstance(size, int) else size
+        p = next(self.parameters())
+        key = (h, w, p.dtype, p.device)
+        if key not in self._specs_cache:
+            x = torch.zeros(1, self.in_channels, h, w, device=p.device, dtype=p.dtype)
+            self.check_input(x)
+            was_training = self.training
+            self.eval()
+            try:
+                with torch.no_grad():
+                    env = self.run({INPUT: x})
+            finally:
+                self.train(was_training)
+            self._specs_cache[key] = {k: (tuple(v.shape[1:]), v.dtype) for k, v in env.items()}
+        return self._specs_cache[key]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)

@@ -19,7 +19,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from .registry import create_model, list_models, model_info
-from .staged import INPUT, StagedNet
+from .staged import StagedNet
 
 
 def count_params(net: StagedNet) -> int:
@@ -111,53 +111,24 @@ def markdown_table(rows: list[dict], extra: dict[str, dict[str, str]] | None = N
     return "\n".join(lines)
 
 
-def _tensor_meta(net: StagedNet, size: int) -> dict[str, tuple[int, torch.dtype]]:
-    """Elements per image and dtype of every tensor of the stage table (one forward)."""
-    p = next(net.parameters())
-    x = torch.zeros(1, net.in_channels, size, size, device=p.device, dtype=p.dtype)
-    net.check_input(x)
-    was_training = net.training
-    net.eval()
-    try:
-        with torch.no_grad():
-            env = net.run({INPUT: x})
-    finally:
-        net.train(was_training)
-    return {k: (v[0].numel(), v.dtype) for k, v in env.items()}
-
-
 def crossing_bytes(net: StagedNet, size: int, *, allow_raw: bool = False,
                    include_vanilla: bool = False) -> dict[tuple[int, int], dict[str, int]]:
     """Bytes per image and training step crossing at every valid cut.
 
     The same figures as ``Split(net, front, back).bytes_per_image(size)`` (activations
     one way, their gradients back, integer tensors without gradient, the label at one
-    byte a pixel for a vanilla cut), for all cuts at the cost of one forward pass.
+    byte a pixel for a vanilla cut), for all cuts at the cost of one forward pass (the net
+    remembers its tensor shapes per size).
 
     Returns:
         ``{(front, back): {"up": ..., "down": ..., "total": ...}}``.
     """
     from ..split import Split, valid_cuts  # the split module imports the models package
 
-    meta = _tensor_meta(net, size)
-
-    def nbytes(t: str) -> int:
-        numel, dtype = meta[t]
-        return numel * torch.empty((), dtype=dtype).element_size()
-
     out = {}
     for cut in valid_cuts(net, allow_raw=allow_raw, include_vanilla=include_vanilla):
-        split = Split(net, *cut, allow_raw=True)
-        up = down = 0
-        for t in split.up:
-            up += nbytes(t)
-            down += nbytes(t) if split.learned[t] and meta[t][1].is_floating_point else 0
-        for t in split.down:
-            down += nbytes(t)
-            up += nbytes(t) if split.learned[t] and meta[t][1].is_floating_point else 0
-        if split.labels_to_server:
-            up += size * size
-        out[cut] = {"up": up, "down": down, "total": up + down}
+        b = Split(net, *cut, allow_raw=True).bytes_per_image(size)
+        out[cut] = {"up": b["up"], "down": b["down"], "total": b["up"] + b["down"]}
     return out
 
 
