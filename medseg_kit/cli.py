@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 from .compare import add_compare_command
@@ -90,8 +90,8 @@ def _cmd_train(args) -> int:
             print(f"error: cannot resume: {saved} does not exist", file=sys.stderr)
             return 2
         config = RunConfig.load(saved)
-        if "--rounds" in (args.argv or []):  # extending a finished run
-            config.rounds = args.rounds
+        if args.rounds is not None:  # extending a run to more rounds
+            config = replace(config, rounds=args.rounds)
     elif (out / "checkpoint.pt").exists():
         print(f"error: {out} already holds a run; use --resume to continue it or choose "
               "another --out", file=sys.stderr)
@@ -146,7 +146,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--partition-by", dest="partition_by", default=None,
                    help="label to skew by (dx, localization, lesion_size, dominant_class)")
     p.add_argument("--augment", action="store_true", default=None)
-    p.add_argument("--rounds", type=int, default=d.rounds)
+    p.add_argument("--rounds", type=int, default=None,
+                   help=f"communication rounds (default {d.rounds}; with --resume: extend "
+                   "the run to this many)")
     p.add_argument("--local-epochs", dest="local_epochs", type=int, default=d.local_epochs)
     p.add_argument("--batch-size", dest="batch_size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr)
@@ -210,7 +212,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError) as e:

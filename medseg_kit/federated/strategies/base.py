@@ -122,8 +122,10 @@ def site_batches(run, site, r: int):
 
 # --------------------------------------------------------------------- guard
 def is_finite(*modules: nn.Module) -> bool:
-    return all(bool(torch.isfinite(t).all()) for m in modules for t in m.state_dict().values()
-               if t.is_floating_point())
+    """No NaN or Inf in any floating-point entry (one host sync, not one per tensor)."""
+    flags = [torch.isfinite(t).all() for m in modules for t in m.state_dict().values()
+             if t.is_floating_point()]
+    return bool(torch.stack(flags).all()) if flags else True
 
 
 def guarded(modules: Sequence[nn.Module], optimizers: Sequence[torch.optim.Optimizer], fn
