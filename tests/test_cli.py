@@ -6,7 +6,7 @@ import pytest
 
 from medseg_kit.cli import main
 
-from .test_federated import disc_data
+from .synthetic import discs as disc_data
 
 
 @pytest.fixture

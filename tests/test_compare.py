@@ -8,27 +8,13 @@ import numpy as np
 import pytest
 
 from medseg_kit import compare
-from medseg_kit.data import SegData
 from medseg_kit.federated import RunConfig
+
+from .synthetic import discs
 
 STRATEGIES = ["centralized", "local", "sflv2"]
 
 
-def discs(n=16, size=32, seed=0, classes=2) -> SegData:
-    """Bright discs on noise (with a darker core as class 2 when ``classes == 3``)."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:size, 0:size]
-    images = rng.integers(0, 90, (n, size, size, 3)).astype(np.uint8)
-    masks = np.zeros((n, size, size), np.uint8)
-    for i in range(n):
-        cy, cx, r = rng.uniform(9, size - 9, 2).tolist() + [rng.uniform(5, 8)]
-        d2 = (yy - cy) ** 2 + (xx - cx) ** 2
-        masks[i][d2 < r ** 2] = 1
-        if classes == 3:
-            masks[i][d2 < (r / 2) ** 2] = 2
-        images[i][masks[i] > 0] = 200 - 60 * masks[i][masks[i] > 0, None]
-    names = ("background", "disc", "core")[:classes]
-    return SegData("discs", images, masks, names, synthetic=True)
 
 
 BASE = RunConfig(model="unet", width=4, size=32, sites=2, rounds=1, batch_size=4,
@@ -48,7 +34,7 @@ def counted(monkeypatch):
 
     def load(config):
         calls["load"].append((config.dataset, config.seed))
-        return discs(seed=config.seed, classes=3 if config.dataset == "blastocyst" else 2)
+        return discs(n=16, seed=config.seed, classes=3 if config.dataset == "blastocyst" else 2)
 
     monkeypatch.setattr(compare, "train", train)
     return calls, load

@@ -1,27 +1,13 @@
 import json
 
-import numpy as np
 import pytest
 import torch
 
-from medseg_kit.data import SegData
 from medseg_kit.federated import GLOBAL, RunConfig, train
 from medseg_kit.federated.checkpoint import load_checkpoint, save_checkpoint
 from medseg_kit.split import Split
 
-
-def disc_data(n=24, size=32, seed=0) -> SegData:
-    """Bright discs on noise: learnable in a few steps."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:size, 0:size]
-    images = rng.integers(0, 90, (n, size, size, 3)).astype(np.uint8)
-    masks = np.zeros((n, size, size), np.uint8)
-    for i in range(n):
-        cy, cx, r = rng.uniform(8, size - 8, 2).tolist() + [rng.uniform(4, 8)]
-        m = (yy - cy) ** 2 + (xx - cx) ** 2 < r ** 2
-        masks[i] = m
-        images[i][m] = np.clip(images[i][m].astype(int) + 140, 0, 255)
-    return SegData("discs", images, masks, ("background", "disc"))
+from .synthetic import discs as disc_data
 
 
 def cfg(**kw):

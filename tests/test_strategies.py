@@ -9,7 +9,7 @@ from medseg_kit.federated.run import Run
 from medseg_kit.federated.strategies import fl as fl_module
 from medseg_kit.split import Split
 
-from .test_federated import disc_data
+from .synthetic import discs as disc_data
 
 DATA = disc_data(n=30)
 
