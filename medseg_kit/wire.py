@@ -56,7 +56,6 @@ class Wire:
         self.loss = {"up": float(loss_up), "down": float(loss_down)}
         self.generator = torch.Generator().manual_seed(seed)
         self.counts: dict[tuple[str, str, str], int] = defaultdict(int)
-        self.messages = 0
 
     # ------------------------------------------------------------- counters
     def bytes(self, direction: str | None = None, kind: str | None = None) -> int:
@@ -77,7 +76,6 @@ class Wire:
 
     def reset(self) -> None:
         self.counts.clear()
-        self.messages = 0
 
     # -------------------------------------------------------------- sending
     def send(self, tensors: dict[str, torch.Tensor], direction: str, kind: str,
@@ -96,7 +94,6 @@ class Wire:
             raise ValueError(f"direction must be one of {DIRECTIONS} and kind one of "
                              f"{KINDS}; got {direction!r}, {kind!r}")
         out = {}
-        self.messages += 1
         for name, t in tensors.items():
             t = t.detach()
             if t.is_floating_point() and kind in ("activation", "gradient"):

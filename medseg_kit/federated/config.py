@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 STRATEGIES = ("centralized", "local", "fl", "sl", "sflv1", "sflv2")
@@ -95,7 +95,6 @@ class RunConfig:
     loss_up: float = 0.0
     loss_down: float = 0.0
     noise_std: float = 0.0
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:

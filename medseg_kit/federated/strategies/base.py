@@ -30,7 +30,6 @@ class Strategy:
     """
 
     name = ""
-    uses_split = False
 
     def __init__(self, run):
         self.run = run
