@@ -15,7 +15,7 @@ import json
 import math
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -216,11 +216,17 @@ def resolve_data(c: RunConfig, progress: bool = True) -> SegData:
 
 
 def train(config: RunConfig, out: str | Path | None = None, *, data: SegData | None = None,
-          progress: bool = True, resume: bool = False) -> tuple[History, object]:
+          progress: bool = True, resume: bool = False,
+          on_round: Callable[[History, int], bool | None] | None = None
+          ) -> tuple[History, object]:
     """Run ``config``; return ``(history, strategy)``.
 
     With ``out``, writes ``history.json`` and ``checkpoint.pt`` after every round
     (atomically), and with ``resume`` continues from the last complete round there.
+
+    ``on_round(history, r)`` is called after round ``r`` is recorded and checkpointed (a
+    live monitor draws from it); when it returns true the run stops there, at a round
+    boundary, so the checkpoint stays valid and ``resume`` continues from it.
     """
     from .strategies import make_strategy
 
@@ -275,6 +281,11 @@ def train(config: RunConfig, out: str | Path | None = None, *, data: SegData | N
                 "config": config.to_dict(), "round": r, "strategy": strategy.state_dict(),
                 "history": history.to_json()})
             atomic_write(out / "history.json", history.to_json())
+        if on_round is not None and on_round(history, r) and r + 1 < config.rounds:
+            history.events.append(f"stopped on request after round {r + 1} of {config.rounds}")
+            if out is not None:
+                atomic_write(out / "history.json", history.to_json())
+            break
     return history, strategy
 
 
