@@ -226,4 +226,134 @@ def valid_cuts(net: StagedNet, *, allow_raw: bool = False,
     return out
 
 
-__all__ = ["CutError", "Crossing", "OUTPUT", "Part", "RawDataError", "Split", "valid_cuts"]
+# ------------------------------------------------------------ cut facts
+OWNERS = ("front", "server", "back")  # site front, server, site back
+
+
+def stage_owners(n: int, front: int, back: int) -> list[str]:
+    """Who runs each of ``n`` stages under the cut ``(front, back)``: ``"front"`` (the
+    site, before the server), ``"server"`` or ``"back"`` (the site again, after it).
+
+    Example:
+        >>> stage_owners(5, 1, 3)
+        ['front', 'server', 'server', 'back', 'back']
+    """
+    return [OWNERS[0] if i < front else OWNERS[1] if i < back else OWNERS[2]
+            for i in range(n)]
+
+
+def cut_report(net: StagedNet, front: int, back: int, size: int | tuple[int, int], *,
+               stage_flops: list[int] | None = None, link=None, images_per_site: int = 1,
+               batch_size: int = 8) -> dict:
+    """Every fact about one cut, as plain values: what crosses, what it costs, who owns
+    what share of the network, and whether raw image data would reach the server.
+
+    A cut that sends raw image data is still described (its bytes are those of
+    ``Split(..., allow_raw=True)``), with ``refused`` holding the
+    :class:`RawDataError` message that :class:`Split` gives without ``allow_raw``.
+
+    Args:
+        net: the whole network.
+        front, back: the cut (``1 <= front < back <= len(net)``).
+        size: image side (or ``(height, width)``).
+        stage_flops: forward FLOPs per stage (:func:`medseg_kit.models.summary.stage_flops`);
+            without it the FLOP shares are left out.
+        link: a :class:`medseg_kit.link.Link`; with it, ``seconds_per_round`` is the time
+            on the wire for one local epoch of ``images_per_site`` images.
+        images_per_site: training images a site sends through per round (one epoch).
+        batch_size: images per message (4 messages a batch: activations up, activations
+            down, gradients up, gradients down), for the link's latency.
+
+    Returns:
+        A dict with ``model``, ``size``, ``front``, ``back``, ``owners`` (one per stage),
+        ``stages``, ``up`` / ``down`` (lists of ``{"name", "shape", "bytes", "raw"}``, one
+        per crossing tensor, activations only), ``kept``, ``labels_to_server``,
+        ``bytes_up`` / ``bytes_down`` (per image and training step, equal to
+        ``Split.bytes_per_image(size)["up"/"down"]``), ``bytes`` (that whole dict),
+        ``params_site``, ``params_server``, ``params_site_share`` and, with
+        ``stage_flops``, ``flops_site``, ``flops_server``, ``flops_site_share``; ``raw``
+        (raw tensors sent up) and ``refused`` (message or None); with ``link``:
+        ``bytes_round_up`` / ``bytes_round_down`` (smashed data and gradients of one
+        epoch plus the site's model part up and the averaged part down, float32),
+        ``messages`` and ``seconds_per_round``.
+
+    Raises:
+        CutError: for an invalid cut.
+    """
+    try:
+        Split(net, front, back)
+        refused = None
+    except RawDataError as e:
+        refused = str(e)
+    split = Split(net, front, back, allow_raw=True)
+    crossings = split.crossings(size)
+    b = split.bytes_per_image(size)
+    owners = stage_owners(len(net), front, back)
+    site_params, server_params = split.param_share()
+    total_params = max(site_params + server_params, 1)
+    rows = {"up": [], "down": []}
+    for c in crossings:
+        rows[c.direction].append({"name": c.name, "shape": tuple(c.shape), "bytes": c.bytes,
+                                  "raw": c.raw})
+    rep = {"model": getattr(net, "model_name", type(net).__name__), "size": size,
+           "front": front, "back": back, "stages": net.stage_names, "owners": owners,
+           "up": rows["up"], "down": rows["down"], "kept": list(split.kept),
+           "labels_to_server": split.labels_to_server,
+           "bytes_up": b["up"], "bytes_down": b["down"], "bytes": b,
+           "params_site": site_params, "params_server": server_params,
+           "params_site_share": site_params / total_params,
+           "raw": list(split.raw_up), "refused": refused}
+    if stage_flops is not None:
+        if len(stage_flops) != len(net):
+            raise ValueError(f"stage_flops has {len(stage_flops)} entries; expected one per "
+                             f"stage ({len(net)})")
+        server = sum(f for f, o in zip(stage_flops, owners) if o == "server")
+        total = max(sum(stage_flops), 1)
+        rep.update(flops_site=sum(stage_flops) - server, flops_server=server,
+                   flops_site_share=(sum(stage_flops) - server) / total)
+    if link is not None:
+        model_bytes = 4 * site_params  # the site part goes up, the average comes down
+        up = images_per_site * b["up"] + model_bytes
+        down = images_per_site * b["down"] + model_bytes
+        messages = 4 * -(-images_per_site // max(batch_size, 1)) + 2
+        rep.update(images_per_site=images_per_site, bytes_round_up=up,
+                   bytes_round_down=down, messages=messages,
+                   seconds_per_round=link.seconds(up, down, messages))
+    return rep
+
+
+def activations(net: StagedNet, image) -> dict[str, torch.Tensor]:
+    """Every named tensor of one forward pass of ``net`` on one image (eval mode, no
+    gradient): the input ``x``, each stage's output and the logits, each without the batch
+    dimension. Computed once, it answers "what does the server see?" for every cut.
+
+    Args:
+        net: the network.
+        image: H x W x C ``uint8`` (scaled to [0, 1]) or float array, or a C x H x W tensor.
+    """
+    if isinstance(image, torch.Tensor):
+        x = image.float()
+    else:
+        import numpy as np
+
+        a = np.asarray(image)
+        if a.ndim == 2:
+            a = a[..., None]
+        x = torch.from_numpy(a.astype(np.float32)).permute(2, 0, 1)
+        if a.dtype == np.uint8:
+            x = x / 255.0
+    p = next(net.parameters())
+    x = x.to(p.device, p.dtype)[None]
+    net.check_input(x)
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.no_grad():
+            env = net.run({"x": x})
+    finally:
+        net.train(was_training)
+    return {k: v[0].detach().cpu() for k, v in env.items()}
+
+
+__all__ = ["CutError", "Crossing", "OUTPUT", "OWNERS", "Part", "RawDataError", "Split",
+           "activations", "cut_report", "stage_owners", "valid_cuts"]

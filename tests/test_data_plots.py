@@ -81,9 +81,9 @@ def test_figures(datasets):
 
 def test_sites_widget(datasets):
     pytest.importorskip("ipywidgets")
-    from medseg_kit.data.widgets import sites_explorer
+    from medseg_kit.widgets import SiteExplorer
 
-    box = sites_explorer(datasets, num_sites=2)
+    box = SiteExplorer(datasets, num_sites=2).widget
     (dataset, scheme, by), (sites, conc) = box.children[0].children, box.children[1].children
     scheme.value = "quantity"
     sites.value = 3

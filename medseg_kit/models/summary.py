@@ -40,6 +40,40 @@ def count_flops(net: StagedNet, size: int) -> int:
     return counter.get_total_flops()
 
 
+def stage_flops(net: StagedNet, size: int | tuple[int, int]) -> list[int]:
+    """Forward FLOPs of each stage for one image of ``size`` (a multiply-add counts as 2).
+
+    One forward pass, stage by stage, each under its own counter; the list has one entry
+    per stage, in table order, and sums to :func:`count_flops` for a square ``size``.
+    Parameter-free stages that only pool or concatenate count 0 (no multiply-adds).
+
+    Example:
+        >>> from medseg_kit.models import create_model
+        >>> net = create_model("unet", width=4)
+        >>> sum(stage_flops(net, 32)) == count_flops(net, 32)
+        True
+    """
+    from .staged import INPUT, run_stages
+
+    h, w = (size, size) if isinstance(size, int) else size
+    p = next(net.parameters())
+    x = torch.zeros(1, net.in_channels, h, w, device=p.device, dtype=p.dtype)
+    net.check_input(x)
+    was_training = net.training
+    net.eval()
+    out = []
+    try:
+        with torch.no_grad():
+            env = {INPUT: x}
+            for i in range(len(net)):
+                with FlopCounterMode(display=False) as counter:
+                    run_stages(net.specs, net.stages, env, i, i + 1)
+                out.append(int(counter.get_total_flops()))
+    finally:
+        net.train(was_training)
+    return out
+
+
 def _meta_model(name: str, width: int | str, in_channels: int, num_classes: int) -> StagedNet:
     with torch.device("meta"):
         return create_model(name, in_channels=in_channels, num_classes=num_classes,
@@ -133,7 +167,7 @@ def crossing_bytes(net: StagedNet, size: int, *, allow_raw: bool = False,
 
 
 def cut_matrix(net: StagedNet, size: int, *, allow_raw: bool = False) -> str:
-    """Kilobytes per image and step (up + down) for every U-shaped cut, as text.
+    """KiB (1024 bytes) per image and step (up + down) for every U-shaped cut, as text.
 
     Rows are ``front`` (the last site stage before the server), columns ``back``; ``·``
     marks a cut that is invalid or (unless ``allow_raw``) sends raw image data, ``*``
@@ -142,7 +176,7 @@ def cut_matrix(net: StagedNet, size: int, *, allow_raw: bool = False) -> str:
     table = crossing_bytes(net, size, allow_raw=allow_raw)
     n = len(net)
     names = net.stage_names
-    lines = [f"KB per image and step at {size}x{size} (rows: front, columns: back)",
+    lines = [f"KiB per image and step at {size}x{size} (rows: front, columns: back)",
              " " * 18 + "".join(f"{b:>8}" for b in range(2, n))]
     for f in range(1, n - 1):
         cells = []
