@@ -1,7 +1,12 @@
 # medseg_kit — every target makes the virtual environment in .venv when it is missing and
 # installs what it needs (idempotently: a stamp file remembers what was installed).
-#   make demo    synthetic polyps, 3 sites, centralized vs local vs SplitFed, table + figures
-#   make test    lint, notebook hygiene, unit tests, notebooks (papermill + nbval)
+#   make demo    synthetic polyps, 3 sites, centralized vs local vs SplitFed over 3 seeds
+#   make course  every notebook at its defaults (papermill), claims checked; fills the
+#                teaching cache first, as Binder's postBuild does; report in outputs/notebooks/
+#   make course-cold   the same, each notebook with an empty cache (what Binder would cost
+#                without postBuild), beside the warm run in the report
+#   make test    lint, browser dependencies, then on the two cores at once: unit tests and
+#                notebooks with small parameters (pytest) | make course; fails if either fails
 #   make lab     JupyterLab on notebooks/
 #   make bench   benchmarks (timings are reported, never asserted)
 
@@ -13,7 +18,7 @@ BIN    := $(VENV)/bin
 TORCH  := torch==2.13.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint lab bench clean env
+.PHONY: demo test unit course course-cold browser-deps lint lab bench clean env
 
 env: $(STAMP)
 
@@ -28,13 +33,28 @@ $(STAMP): pyproject.toml Makefile | $(BIN)/python
 	touch $@
 
 demo: $(STAMP)
-	$(BIN)/medseg-kit demo --out outputs
+	OMP_NUM_THREADS=1 $(BIN)/medseg-kit demo --out outputs
 
 lint: $(STAMP)
 	$(BIN)/ruff check medseg_kit tests data_scripts bench notebooks
 
-test: lint
+# pytest and the course run side by side, one core each; make waits for both, prints each
+# one's output whole when it ends (--output-sync) and fails when either failed.
+test: lint browser-deps
+	$(MAKE) --no-print-directory -j2 --output-sync=target unit course
+
+unit: $(STAMP)
 	OMP_NUM_THREADS=1 MPLBACKEND=Agg $(BIN)/python -m pytest tests
+
+course: $(STAMP)
+	OMP_NUM_THREADS=1 MPLBACKEND=Agg $(BIN)/python tests/run_course.py --cache warm
+
+course-cold: $(STAMP)
+	OMP_NUM_THREADS=1 MPLBACKEND=Agg $(BIN)/python tests/run_course.py --cache both
+
+# Debian's Chromium and Playwright for the real-browser test (idempotent; helper script)
+browser-deps: $(STAMP)
+	bash .ci/browser-deps
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/

@@ -19,6 +19,7 @@ from pathlib import Path
 from .compare import add_compare_command
 from .data.cli import add_data_commands
 from .federated.config import OPTIMIZERS, SPLITS, STRATEGIES, RunConfig
+from .units import MIB
 
 
 def _cmd_models(args) -> int:
@@ -106,22 +107,28 @@ def _cmd_train(args) -> int:
         print(json.dumps(final))
     else:
         print(f"{config.strategy}: test Dice {final['dice']:.3f}, IoU {final['iou']:.3f}, "
-              f"{final['bytes_per_site_round'] / 1e6:.2f} MB per site per round, "
+              f"{final['bytes_per_site_round'] / MIB:.2f} MiB per site per round, "
               f"{final['total_seconds']:.1f} s; wrote {out}/history.json, checkpoint.pt, "
               "learning_curve.png")
     return 0
 
 
 def _cmd_demo(args) -> int:
-    from .demo import results_table, run_demo
+    from .demo import DEMO, describe, lesson, results_table, run_demo
 
-    config = RunConfig(rounds=args.rounds, size=args.size, n_images=args.n_images,
-                       sites=args.sites, seed=args.seed, device=args.device)
-    results = run_demo(args.out, config)
+    config = replace(DEMO, **{k: getattr(args, k) for k in (
+        "rounds", "size", "n_images", "sites", "partition", "concentration", "local_epochs",
+        "device") if getattr(args, k) is not None})
+    seeds = list(range(args.seeds)) if args.seed_list is None else args.seed_list
+    report = run_demo(args.out, config, seeds=seeds)
     print()
-    print(results_table(results))
+    print(describe(config, seeds))
+    print()
+    print(results_table(report["summary"]))
+    print()
+    print(lesson(report["margins"]))
     print(f"\nfigures and results written to {args.out}/ (learning_curves.png, "
-          "predictions.png, split.png, results.md)")
+          "predictions.png, split.png, results.md, results.json)")
     return 0
 
 
@@ -195,14 +202,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("demo", help="centralized vs local vs sflv2 on synthetic polyps")
+    p = sub.add_parser("demo", help="centralized vs local vs sflv2 on synthetic polyps, "
+                       "mean ± std over seeds")
     p.add_argument("--out", default="outputs")
-    p.add_argument("--rounds", type=int, default=12)
-    p.add_argument("--size", type=int, default=128)
-    p.add_argument("--n-images", dest="n_images", type=int, default=200)
-    p.add_argument("--sites", type=int, default=3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--seeds", type=int, default=3, help="seeds 0 .. N-1 (default 3)")
+    p.add_argument("--seed-list", dest="seed_list", type=int, nargs="+", default=None,
+                   help="these seeds instead of --seeds")
+    for name, kind in (("rounds", int), ("size", int), ("n-images", int), ("sites", int),
+                       ("local-epochs", int), ("concentration", float)):
+        p.add_argument(f"--{name}", dest=name.replace("-", "_"), type=kind, default=None,
+                       help="default: the demo's setting (medseg_kit.demo.DEMO)")
+    p.add_argument("--partition", default=None,
+                   choices=("iid", "quantity", "label", "acquisition"))
+    p.add_argument("--device", default=None)
     p.set_defaults(func=_cmd_demo)
 
     add_data_commands(sub)

@@ -52,8 +52,33 @@ def test_environments_match_pyproject(project, env):
 
 def test_makefile_pins_torch_and_binder_installs_package():
     assert "torch==2.13.0" in (ROOT / "Makefile").read_text()
-    assert "pip install --no-deps -e ." in (ROOT / "binder" / "postBuild").read_text()
+    post = (ROOT / "binder" / "postBuild").read_text()
+    assert "pip install --no-deps -e ." in post
+    assert "python -m medseg_kit.teaching" in post, "postBuild must fill the teaching cache"
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def _recipe(makefile: str, target: str) -> tuple[list[str], str]:
+    """The prerequisites and the recipe of ``target`` in a Makefile."""
+    m = re.search(rf"^{re.escape(target)}:([^\n]*)\n((?:\t[^\n]*\n)*)", makefile, re.M)
+    assert m, f"the Makefile has no target {target!r}"
+    return m.group(1).split(), m.group(2)
+
+
+def test_make_test_runs_pytest_beside_the_course():
+    makefile = (ROOT / "Makefile").read_text()
+    deps, recipe = _recipe(makefile, "test")
+    assert "lint" in deps and "browser-deps" in deps, deps
+    assert "-j2" in recipe and "unit" in recipe.split() and "course" in recipe.split(), recipe
+    assert "pytest" in _recipe(makefile, "unit")[1]
+    assert "tests/run_course.py" in _recipe(makefile, "course")[1]
+    assert "bash .ci/browser-deps" in _recipe(makefile, "browser-deps")[1]
+    assert (ROOT / "tests" / "run_course.py").is_file()
+
+
+def test_the_test_extras_carry_what_the_test_tools_import(project):
+    test = {_name(r) for r in project["optional-dependencies"]["test"]}
+    assert {"pytest", "papermill", "psutil", "playwright", "nbval", "ruff"} <= test, test
 
 
 def test_console_script_declared(project):
