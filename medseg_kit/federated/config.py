@@ -50,6 +50,12 @@ class RunConfig:
         clip_grad: clip the gradient norm of each part (site and server separately) to
             this value; ``None``: no clipping.
         loss: ``dice_ce`` (default), ``ce`` or ``dice``; ``dice_weight`` is the Dice share.
+        bn_calibration: training images per site whose forward pass, after each round and
+            with that round's final weights, sets the BatchNorm statistics of every model
+            that is evaluated (default 16; see :mod:`medseg_kit.federated.batchnorm`).
+            ``0`` keeps PyTorch's running averages (momentum 0.1), which a federated site,
+            with a few batches a round, never brings close to its activations: the model
+            is then evaluated as "all background" for rounds and its Dice swings.
         site_dropout: probability that a site fails to report in a round.
         dropout_schedule: explicit failures, ``{round: [site, ...]}`` (overrides the
             probability for the rounds it names).
@@ -86,6 +92,7 @@ class RunConfig:
     clip_grad: float | None = None
     loss: str = "dice_ce"
     dice_weight: float = 0.5
+    bn_calibration: int = 16
     test_fraction: float = 0.2
     seed: int = 0
     device: str = "auto"
@@ -103,6 +110,9 @@ class RunConfig:
         for name in ("sites", "rounds", "local_epochs", "batch_size", "size", "n_images"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
+        if int(self.bn_calibration) < 0 or int(self.bn_calibration) == 1:
+            raise ValueError(f"bn_calibration must be 0 (off) or >= 2 images per site; got "
+                             f"{self.bn_calibration}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0; got {self.lr}")
         for name, allowed in (("optimizer", OPTIMIZERS), ("split", SPLITS),

@@ -33,6 +33,7 @@ from ..losses import make_loss
 from ..models import create_model
 from ..split import Split
 from ..wire import Wire
+from .batchnorm import calibrate, calibration_sample
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import RunConfig
 
@@ -165,10 +166,12 @@ class Run:
     def make_optimizer(self, params) -> torch.optim.Optimizer:
         c = self.config
         params = list(params)
+        # foreach: one kernel per step for all tensors (PyTorch picks it only on CUDA)
         if c.optimizer == "sgd":
-            return torch.optim.SGD(params, lr=c.lr, momentum=0.9, weight_decay=c.weight_decay)
+            return torch.optim.SGD(params, lr=c.lr, momentum=0.9, weight_decay=c.weight_decay,
+                                   foreach=True)
         cls = torch.optim.AdamW if c.optimizer == "adamw" else torch.optim.Adam
-        return cls(params, lr=c.lr, weight_decay=c.weight_decay)
+        return cls(params, lr=c.lr, weight_decay=c.weight_decay, foreach=True)
 
     def lr_at(self, r: int) -> float:
         """The learning rate of round ``r`` (cosine: annealed from ``lr`` towards 0)."""
@@ -189,6 +192,23 @@ class Run:
         return ids
 
     # ------------------------------------------------------------ evaluation
+    def calibrate(self, strategy, r: int, sites: list[int]) -> None:
+        """Set the BatchNorm statistics of every model ``strategy`` evaluates from its final
+        weights and ``bn_calibration`` training images of each of ``sites`` that uses it
+        (one batch per site; a model that none of ``sites`` uses is left as it is). See
+        :mod:`medseg_kit.federated.batchnorm`."""
+        c = self.config
+        if c.bn_calibration == 0:
+            return
+        users: dict[int, tuple[object, list[int]]] = {}
+        for i in sites:
+            net = strategy.model_for(i)
+            users.setdefault(id(net), (net, []))[1].append(i)
+        for net, ids in users.values():  # one batch per site: its sample
+            calibrate(net, (self.train.batch(calibration_sample(
+                self.sites[i].train_idx, c.bn_calibration, c.seed, r, i), self.device)[0]
+                for i in ids))
+
     @torch.no_grad()
     def predict(self, net, indices: np.ndarray | None = None) -> torch.Tensor:
         """Class-id predictions of ``net`` on the test set (or a subset), on the CPU."""
@@ -271,6 +291,7 @@ def train(config: RunConfig, out: str | Path | None = None, *, data: SegData | N
         if rejected:
             history.events.append(f"round {r}: update(s) of site(s) {rejected} rejected "
                                   "(NaN or Inf); not averaged")
+        run.calibrate(strategy, r, active)
         seconds = time.perf_counter() - t0
         history.records.extend(_round_records(run, strategy, r, active, site_stats, seconds))
         g = history.rows()[-1]
