@@ -53,10 +53,12 @@ from ._atomic import atomic_write
 from .data import SegData
 from .federated import RunConfig, train
 from .federated.run import resolve_data
+from .units import MIB, format_bytes
 
 RESULT = "result.json"
 WORST = "worst_cases.npz"
 BASELINES = {"centralized": "C", "local": "L"}
+METRIC_NAMES = {"iou": "IoU", "dice": "Dice"}
 # what a cell's config may differ in and still count as the same experiment
 _IGNORED_FOR_MATCH = ("device",)
 
@@ -110,37 +112,93 @@ def finished_result(folder: str | Path, config: RunConfig) -> dict | None:
     return result
 
 
+def score_predictions(pred: np.ndarray, target: np.ndarray, site_of: np.ndarray,
+                      class_names: Sequence[str], hd95: bool = False) -> dict:
+    """Score class-id predictions (N x H x W) against targets, pooled and per site.
+
+    Returns a dict with ``metrics`` (:func:`~medseg_kit.metrics.evaluate_predictions`'s
+    keys), ``sites`` (the same per site, plus ``site``, in site order) and per image
+    ``dice`` and ``iou`` (arrays, the mean over the foreground classes).
+    """
+    pred, target = np.asarray(pred), np.asarray(target)
+    site_of = np.asarray(site_of)
+    num_classes = len(class_names)
+    counts = metrics.overlap_counts(torch.from_numpy(pred.astype(np.int64)),
+                                    torch.from_numpy(target.astype(np.int64)),
+                                    num_classes).numpy()
+    hd = metrics.hd95_per_image(pred, target, num_classes) if hd95 else None
+
+    def score(sel) -> dict:
+        out = metrics.summarize(counts[sel], class_names=class_names)
+        out["n_images"] = int(sel.sum())
+        if hd is not None:
+            out.update(metrics.summarize_hd95(hd[sel], class_names))
+        return out
+
+    dice, iou = metrics.image_scores(counts)
+    return {"metrics": score(np.ones(len(pred), bool)),
+            "sites": [{"site": int(s), **score(site_of == s)} for s in np.unique(site_of)],
+            "dice": dice, "iou": iou}
+
+
 def evaluate_strategy(strategy, hd95: bool = False) -> dict:
     """Score the trained ``strategy`` on every test image (each by its site's model).
 
-    Returns a dict with ``metrics`` (:func:`~medseg_kit.metrics.evaluate_predictions`'s
-    keys), ``sites`` (the same per site, plus ``site``), and per test image ``index`` (into
-    ``run.test``), ``site``, ``dice``, ``iou`` and the class-id ``pred`` maps (arrays).
+    Returns :func:`score_predictions`'s dict plus, per test image, ``index`` (into
+    ``run.test``), ``site`` and the class-id ``pred`` maps (arrays).
     """
     run = strategy.run
-    names = run.test.class_names
     preds, index, site_of = [], [], []
     for site in run.sites:
         preds.append(run.predict(strategy.model_for(site.id), site.test_idx).numpy())
         index.append(np.asarray(site.test_idx))
         site_of.append(np.full(len(site.test_idx), site.id))
     pred, index, site_of = np.concatenate(preds), np.concatenate(index), np.concatenate(site_of)
-    target = run.test.masks[index].astype(np.int64)
-    counts = metrics.overlap_counts(torch.from_numpy(pred).long(), torch.from_numpy(target),
-                                    run.num_classes).numpy()
-    hd = metrics.hd95_per_image(pred, target, run.num_classes) if hd95 else None
+    target = run.test.masks[index]
+    scored = score_predictions(pred, target, site_of, run.test.class_names, hd95)
+    return {**scored, "index": index, "site": site_of, "pred": pred}
 
-    def score(sel) -> dict:
-        out = metrics.summarize(counts[sel], class_names=names)
-        out["n_images"] = int(sel.sum())
-        if hd is not None:
-            out.update(metrics.summarize_hd95(hd[sel], names))
-        return out
 
-    dice, iou = metrics.image_scores(counts)
-    return {"metrics": score(np.ones(len(pred), bool)),
-            "sites": [{"site": s.id, **score(site_of == s.id)} for s in run.sites],
-            "index": index, "site": site_of, "dice": dice, "iou": iou, "pred": pred}
+def evaluate_run(run, hd95: bool = False) -> dict:
+    """The result of a cached teaching run (:class:`medseg_kit.teaching.TeachingRun`) in
+    the form :func:`run_cell` writes, so :func:`summarize_cells`, the tables and the
+    ordering checks work on it. Nothing is trained: the run's stored predictions are
+    scored (each test image by the model its site uses).
+
+    Example:
+        >>> results = [evaluate_run(r, hd95=True) for r in teaching.run_many(configs)]
+        >>> print(metric_table(summarize_cells(results), "dice"))  # doctest: +SKIP
+    """
+    c = run.config
+    names = list(run.class_names)
+    scored = score_predictions(run.predictions, run.truths, run.sites, names, hd95)
+    final = run.history.final()
+    return {"cell": cell_name(c.dataset, c.model, c.strategy, c.seed), "dataset": c.dataset,
+            "model": c.model, "strategy": c.strategy, "seed": c.seed, **scored["metrics"],
+            "train_loss": final.get("train_loss", float("nan")),
+            "bytes_per_site_round": final.get("bytes_per_site_round", 0.0),
+            "train_seconds": final.get("total_seconds", float("nan")),
+            "rounds": c.rounds, "sites": c.sites, "size": c.size,
+            "synthetic": c.data_root is None, "class_names": names,
+            "site_results": scored["sites"],
+            "images": [{"id": str(i), "site": int(s), "dice": float(d), "iou": float(u)}
+                       for i, (s, d, u) in enumerate(zip(run.sites, scored["dice"],
+                                                         scored["iou"]))],
+            "config": c.to_dict(), "complete": True}
+
+
+def worst_cases(run, n: int = 4, result: Mapping | None = None) -> dict[str, np.ndarray]:
+    """The ``n`` lowest-Dice test images of a teaching run, worst first, in the form of
+    :func:`load_worst_cases` (images, truths, preds, dice, iou, sites, ids, class_names).
+    ``result``: the run's :func:`evaluate_run` dict (computed when not given)."""
+    result = result if result is not None else evaluate_run(run)
+    dice = np.array([im["dice"] for im in result["images"]])
+    iou = np.array([im["iou"] for im in result["images"]])
+    order = np.argsort(dice, kind="stable")[:n]
+    return {"images": run.images[order], "truths": run.truths[order],
+            "preds": run.predictions[order], "dice": dice[order], "iou": iou[order],
+            "sites": np.asarray(run.sites)[order], "ids": order.astype(str),
+            "class_names": np.array(run.class_names)}
 
 
 def run_cell(config: RunConfig, folder: str | Path, data: SegData, hd95: bool = False,
@@ -270,6 +328,150 @@ def _check_names(models: Sequence[str], datasets: Sequence[str]) -> None:
         raise ValueError(f"unknown dataset(s) {bad}; available: {', '.join(sorted(LOADERS))}")
 
 
+# ------------------------------------------------------- teaching-run groups
+def _group(runs, by: str | Sequence[str]) -> dict[tuple, list]:
+    names = (by,) if isinstance(by, str) else tuple(by)
+    groups: dict[tuple, list] = {}
+    for r in runs:
+        groups.setdefault(tuple(getattr(r.config, n) for n in names), []).append(r)
+    return groups
+
+
+def _label(key: tuple) -> str:
+    return " · ".join(str(k) for k in key)
+
+
+def mean_curves(runs, by: str | Sequence[str] = "strategy",
+                metrics: Sequence[str] = ("train_loss", "dice")) -> dict[str, list[dict]]:
+    """Per group of runs (seeds, usually), the pooled history rows averaged round by round.
+
+    Returns ``{label: rows}`` with, per round, ``round``, each metric's seed mean under its
+    own name and its sample standard deviation under ``<metric>_std``, and ``n`` (runs that
+    reached that round): what :func:`medseg_kit.viz.plot_curves` draws.
+    """
+    out = {}
+    for key, members in _group(runs, by).items():
+        per_run = [r.history.rows() for r in members]
+        rounds = sorted({row["round"] for rows in per_run for row in rows})
+        rows = []
+        for rd in rounds:
+            got = [row for rows in per_run for row in rows if row["round"] == rd]
+            row = {"round": rd, "n": len(got)}
+            for m in metrics:
+                vals = np.array([g[m] for g in got], dtype=float)
+                row[m] = float(vals.mean())
+                row[f"{m}_std"] = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
+            rows.append(row)
+        out[_label(key)] = rows
+    return out
+
+
+def paired_gaps(runs, hi: str, lo: str, by: str | Sequence[str] = "partition",
+                metric: str = "dice") -> list[dict]:
+    """``hi`` minus ``lo`` (two strategies) in points (``metric`` x 100) of the final pooled
+    ``metric``, paired by seed (the same seed deals the same sites to both), per group.
+
+    Returns one row per group: the group's field(s), ``hi``, ``lo``, ``seeds``,
+    ``gap_values`` (per seed), ``gap_mean``, ``gap_std`` (sample std; 0 for one seed),
+    ``gap_min``.
+    """
+    names = (by,) if isinstance(by, str) else tuple(by)
+    rows = []
+    for key, members in _group(runs, names).items():
+        final = {(r.config.strategy, r.config.seed): r.final()[metric] for r in members}
+        seeds = sorted({s for (st, s) in final if st == hi} & {s for (st, s) in final
+                                                              if st == lo})
+        if not seeds:
+            continue
+        gaps = np.array([100 * (final[(hi, s)] - final[(lo, s)]) for s in seeds])
+        rows.append({**dict(zip(names, key)), "hi": hi, "lo": lo, "seeds": seeds,
+                     "gap_values": gaps.tolist(), "gap_mean": float(gaps.mean()),
+                     "gap_std": float(gaps.std(ddof=1)) if len(gaps) > 1 else 0.0,
+                     "gap_min": float(gaps.min())})
+    return rows
+
+
+def site_rows(runs, by: str | Sequence[str] = ("partition", "strategy"),
+              metric: str = "dice") -> list[dict]:
+    """Each site's final ``metric`` (its own test images, judged by the model it uses),
+    mean and sample std over the runs of each group, with the site's training images.
+
+    Returns one row per (group, site): the group's field(s), ``site``, ``n`` (runs),
+    ``<metric>_mean``, ``<metric>_std``, ``n_train`` (mean over the runs).
+    """
+    names = (by,) if isinstance(by, str) else tuple(by)
+    rows = []
+    for key, members in _group(runs, names).items():
+        last = [r.history.rows()[-1]["round"] for r in members]
+        per_site: dict[int, list[dict]] = {}
+        for r, rd in zip(members, last):
+            for rec in r.history.records:
+                if rec["round"] == rd and rec["site"] != "all":
+                    per_site.setdefault(int(rec["site"]), []).append(rec)
+        for site, recs in sorted(per_site.items()):
+            vals = np.array([x[metric] for x in recs], dtype=float)
+            rows.append({**dict(zip(names, key)), "site": site, "n": len(vals),
+                         f"{metric}_mean": float(vals.mean()),
+                         f"{metric}_std": float(vals.std(ddof=1)) if len(vals) > 1 else 0.0,
+                         "n_train": float(np.mean([x["n_train"] for x in recs]))})
+    return rows
+
+
+def site_rows_table(rows: Sequence[Mapping], value: str = "dice") -> str:
+    """:func:`site_rows` as Markdown: one row per group, one column per site. ``value``:
+    ``dice`` (or the metric the rows carry; in %, as mean ± std over several runs) or
+    ``n_train``."""
+    fields = [k for k in rows[0] if k not in ("site", "n", "n_train")
+              and not k.endswith(("_mean", "_std"))] if rows else []
+    groups: dict[tuple, dict[int, Mapping]] = {}
+    for r in rows:
+        groups.setdefault(tuple(r[f] for f in fields), {})[r["site"]] = r
+    sites = sorted({r["site"] for r in rows})
+    lines = ["| " + " | ".join(fields + [f"site {s}" for s in sites]) + " |",
+             "|" + "---|" * len(fields) + "---:|" * len(sites)]
+    for key, by_site in groups.items():
+        cells = []
+        for s in sites:
+            r = by_site.get(s)
+            if r is None:
+                cells.append("–")
+            elif value == "n_train":
+                cells.append(f"{r['n_train']:.0f}")
+            elif r["n"] == 1:
+                cells.append(f"{100 * r[f'{value}_mean']:.1f}")
+            else:
+                cells.append(f"{100 * r[f'{value}_mean']:.1f} ± {100 * r[f'{value}_std']:.1f}")
+        lines.append("| " + " | ".join([str(k) for k in key] + cells) + " |")
+    return "\n".join(lines)
+
+
+def wire_rows(runs: Mapping[str, object]) -> list[dict]:
+    """Per labelled teaching run (``{label: run}``): its final pooled Dice and the bytes a
+    site sends up and receives down per round (mean over the site rows of every round), and
+    whether the labels left the sites (a vanilla split of a split strategy)."""
+    rows = []
+    for label, r in runs.items():
+        recs = [x for x in r.history.records if x["site"] != "all"]
+        c = r.config
+        rows.append({"run": label, "dice": float(r.final()["dice"]),
+                     "bytes_up": float(np.mean([x["bytes_up"] for x in recs])),
+                     "bytes_down": float(np.mean([x["bytes_down"] for x in recs])),
+                     "labels_sent": c.split == "vanilla" and c.strategy in ("sl", "sflv1",
+                                                                            "sflv2")})
+    return rows
+
+
+def wire_table(rows: Sequence[Mapping]) -> str:
+    """:func:`wire_rows` as Markdown (bytes in binary units)."""
+    lines = ["| run | Dice | up / site / round | down / site / round | labels leave the site |",
+             "|---|---:|---:|---:|:---:|"]
+    for r in rows:
+        lines.append(f"| {r['run']} | {r['dice']:.3f} | {format_bytes(r['bytes_up'])} | "
+                     f"{format_bytes(r['bytes_down'])} | "
+                     f"{'**yes**' if r['labels_sent'] else 'no'} |")
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------- aggregation
 def flat_row(result: Mapping) -> dict:
     """A result without its nested parts (config, per-site, per-image): one CSV row."""
@@ -365,11 +567,14 @@ def metric_table(summary: Sequence[Mapping], metric: str = "iou") -> str:
 
 def detail_table(summary: Sequence[Mapping]) -> str:
     """Markdown: every (dataset, model, strategy) with Dice, IoU, precision, recall, HD95
-    (when computed), MB per site per round, training seconds and parameters."""
+    (when computed), MiB per site per round, training seconds and parameters (the last
+    columns only when the results carry them: cached teaching runs have no wall time)."""
     has_hd = any("hd95" in r for r in summary)
+    extra = [(k, title) for k, title in (("wall_seconds", "wall s"), ("params", "params"))
+             if any(k in r for r in summary)]
     head = ["dataset", "model", "strategy", "Dice %", "IoU %", "precision %", "recall %"]
-    head += (["HD95 px"] if has_hd else []) + ["MB / site / round", "train s", "wall s",
-                                                "params"]
+    head += (["HD95 px"] if has_hd else []) + ["MiB / site / round", "train s"]
+    head += [title for _, title in extra]
     lines = ["| " + " | ".join(head) + " |", "|---|---|---" + "|---:" * (len(head) - 3) + "|"]
     for r in summary:
         cells = [r["dataset"], r["model"], r["strategy"], _pct(r, "dice"), _pct(r, "iou"),
@@ -378,8 +583,10 @@ def detail_table(summary: Sequence[Mapping]) -> str:
             hd = r.get("hd95", float("nan"))
             cells.append("–" if not np.isfinite(hd) else f"{hd:.1f}" + (
                 f" ± {r.get('hd95_std', 0.0):.1f}" if r["n_seeds"] > 1 else ""))
-        cells += [f"{r['bytes_per_site_round'] / 1e6:.2f}", f"{r['train_seconds']:.1f}",
-                  f"{r['wall_seconds']:.1f}", f"{int(r['params']):,}"]
+        cells += [f"{r['bytes_per_site_round'] / MIB:.2f}", f"{r['train_seconds']:.1f}"]
+        for k, _ in extra:
+            v = r.get(k)
+            cells.append("–" if v is None else f"{int(v):,}" if k == "params" else f"{v:.1f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -392,7 +599,8 @@ def ordering_table(checks: Sequence[Mapping]) -> str:
             return "–"
         return f"{v:+.2f}" + (f" ± {row[f'{key}_std']:.2f}" if row[f"{key}_std"] else "")
 
-    lines = ["| dataset | model | S | C − S (IoU pts) | S − L (IoU pts) | C ≥ S > L |",
+    name = METRIC_NAMES.get(checks[0]["metric"], checks[0]["metric"]) if checks else "IoU"
+    lines = [f"| dataset | model | S | C − S ({name} pts) | S − L ({name} pts) | C ≥ S > L |",
              "|---|---|---|---:|---:|:---:|"]
     for c in checks:
         mark = {True: "yes", False: "**no**", None: "–"}[c["holds"]]

@@ -7,15 +7,14 @@ import json
 import numpy as np
 import pytest
 
-from medseg_kit import compare
+from medseg_kit import compare, metrics, report, teaching
 from medseg_kit.federated import RunConfig
+from medseg_kit.federated.run import GLOBAL, History
+from medseg_kit.units import MIB
 
 from .synthetic import discs
 
 STRATEGIES = ["centralized", "local", "sflv2"]
-
-
-
 
 BASE = RunConfig(model="unet", width=4, size=32, sites=2, rounds=1, batch_size=4,
                  device="cpu")
@@ -73,7 +72,7 @@ def test_matrix_writes_the_three_files_and_skips_finished_cells(tmp_path, counte
         ("kvasir", "sflv2"), ("blastocyst", "sflv2")}
     md = (out / "results.md").read_text()
     assert "| model | kvasir C | kvasir L | kvasir S | blastocyst C |" in md
-    assert "## Dice (%)" in md and "C − S (IoU pts)" in md and "MB / site / round" in md
+    assert "## Dice (%)" in md and "C − S (IoU pts)" in md and "MiB / site / round" in md
     cases = compare.load_worst_cases(out / results[0]["cell"])
     assert cases["images"].shape == (3, 32, 32, 3) and cases["preds"].shape == (3, 32, 32)
     assert np.all(np.diff(cases["dice"]) >= 0)  # worst first
@@ -108,7 +107,7 @@ def test_a_finished_cell_of_another_config_is_an_error(tmp_path, counted):
 def fake(dataset, model, strategy, seed, iou, mb=0.0):
     return {"cell": compare.cell_name(dataset, model, strategy, seed), "dataset": dataset,
             "model": model, "strategy": strategy, "seed": seed, "dice": iou + 0.1,
-            "iou": iou, "precision": 0.5, "recall": 0.5, "bytes_per_site_round": mb * 1e6,
+            "iou": iou, "precision": 0.5, "recall": 0.5, "bytes_per_site_round": mb * MIB,
             "train_seconds": 1.0, "wall_seconds": 2.0, "params": 1000, "synthetic": True,
             "site_results": [{"site": 0, "iou": iou, "dice": iou}]}
 
@@ -182,3 +181,102 @@ def test_cli_compare_command_builds_the_matrix(tmp_path, monkeypatch, capsys):
     args = parser.parse_args(["compare", "--out", str(tmp_path), "--width", "wide"])
     with pytest.raises(ValueError, match="--width"):
         args.func(args)
+
+
+def test_a_teaching_run_scores_like_a_trained_cell(tmp_path, monkeypatch):
+    """evaluate_run on a cached run gives the numbers run_cell computes from the model."""
+    monkeypatch.setenv("MEDSEG_DATA_DIR", str(tmp_path / "cache"))
+    data = discs(n=20, seed=1)
+    config = RunConfig(**{**BASE.to_dict(), "strategy": "local", "dataset": "kvasir"})
+    name = compare.cell_name("kvasir", "unet", "local", 0)
+    cell = compare.run_cell(config, tmp_path / name, data, hd95=True, worst=2)
+    run = teaching.run(config, progress=False, data=data)
+    got = compare.evaluate_run(run, hd95=True)
+    for k in ("dice", "iou", "precision", "recall", "hd95", "dice/disc", "n_images"):
+        assert got[k] == pytest.approx(cell[k]), k
+    assert [s["dice"] for s in got["site_results"]] == pytest.approx(
+        [s["dice"] for s in cell["site_results"]])
+    assert got["cell"] == cell["cell"] and got["bytes_per_site_round"] == 0.0
+    cases = compare.worst_cases(run, 2, got)
+    assert list(cases["dice"]) == pytest.approx(sorted(r["dice"] for r in got["images"])[:2])
+    i = int(cases["ids"][0])
+    assert np.array_equal(cases["preds"][0], run.predictions[i])
+    fig = report.plot_worst_cases(cases, title="worst")
+    assert len(fig.axes) == 6
+    fig = report.plot_outline_grid(run.images[:2], run.truths[:2],
+                                   {"local": run.predictions[:2]}, run.class_names)
+    assert [ax.get_title() for ax in fig.axes[2::3]] == [
+        f"local: Dice {im['dice']:.2f}" for im in got["images"][:2]]
+
+
+def _run(strategy, seed, finals, partition="iid", sites=((0.5, 10), (0.7, 30)), split="ushaped",
+         up=100, down=50):
+    """A hand-made teaching run: pooled Dice per round ``finals``, per-site final Dice."""
+    config = RunConfig(strategy=strategy, seed=seed, partition=partition, split=split,
+                       rounds=len(finals), device="cpu")
+    records = []
+    for r, d in enumerate(finals):
+        for i, (sd, n) in enumerate(sites):
+            records.append({"round": r, "site": i, "dice": sd, "train_loss": 1.0 - d,
+                            "bytes_up": up * (i + 1), "bytes_down": down * (i + 1),
+                            "n_train": n})
+        records.append({"round": r, "site": GLOBAL, "dice": d, "train_loss": 1.0 - d,
+                        "bytes_up": 3 * up, "bytes_down": 3 * down, "seconds": 1.0})
+    empty = np.zeros((1, 4, 4), np.uint8)
+    return teaching.TeachingRun(config, History(config.to_dict(), records),
+                                np.zeros((1, 4, 4, 3), np.uint8), empty, empty,
+                                np.zeros(1, np.int64), ["background", "polyp"])
+
+
+def test_curves_gaps_sites_and_wire_from_teaching_runs():
+    runs = [_run("local", 0, [0.2, 0.4]), _run("local", 1, [0.4, 0.6]),
+            _run("sflv2", 0, [0.3, 0.7], sites=((0.6, 10), (0.9, 30))),
+            _run("sflv2", 1, [0.5, 0.7]),
+            _run("local", 0, [0.1, 0.5], partition="label"),
+            _run("sflv2", 0, [0.2, 0.45], partition="label")]
+    curves = compare.mean_curves(runs[:4], by="strategy", metrics=("dice",))
+    assert [r["dice"] for r in curves["local"]] == pytest.approx([0.3, 0.5])
+    assert curves["local"][1]["dice_std"] == pytest.approx(np.std([0.4, 0.6], ddof=1))
+    assert curves["sflv2"][0]["n"] == 2
+
+    gaps = compare.paired_gaps(runs, "sflv2", "local", by="partition")
+    assert [g["partition"] for g in gaps] == ["iid", "label"]
+    assert gaps[0]["gap_values"] == pytest.approx([30.0, 10.0]) and gaps[0]["seeds"] == [0, 1]
+    assert gaps[1]["gap_mean"] == pytest.approx(-5.0) and gaps[1]["gap_std"] == 0.0
+    assert len(report.plot_gaps(gaps, threshold=5).axes) == 1
+
+    sites = compare.site_rows(runs[:4], by="strategy")
+    sflv2 = {r["site"]: r for r in sites if r["strategy"] == "sflv2"}
+    assert sflv2[0]["dice_mean"] == pytest.approx(0.55) and sflv2[1]["n_train"] == 30
+    assert sflv2[1]["dice_std"] == pytest.approx(np.std([0.9, 0.7], ddof=1))
+    assert len(report.plot_site_bars(sites, panel="strategy", series="strategy").axes) == 2
+    table = compare.site_rows_table(sites, "dice")
+    assert "| strategy | site 0 | site 1 |" in table
+    assert "| sflv2 | 55.0 ± 7.1 | 80.0 ± 14.1 |" in table
+    assert "| local | 10 | 30 |" in compare.site_rows_table(sites, "n_train")
+    one = compare.site_rows(runs[2:3], by="strategy")
+    assert "| sflv2 | 60.0 | 90.0 |" in compare.site_rows_table(one, "dice")
+
+    wire = compare.wire_rows({"u": runs[2], "v": _run("sflv2", 0, [0.5], split="vanilla")})
+    assert wire[0]["bytes_up"] == pytest.approx(150) and wire[0]["bytes_down"] == 75
+    assert (wire[0]["labels_sent"], wire[1]["labels_sent"]) == (False, True)
+    assert "| v | 0.500 | 150 B | 75 B | **yes** |" in compare.wire_table(wire)
+
+
+def test_metrics_of_a_known_prediction_through_evaluate_run():
+    """Two images at two sites: one perfect, one shifted by 3 px (Dice 0.7)."""
+    truth = np.zeros((2, 24, 24), np.uint8)
+    truth[:, 5:15, 4:14] = 1
+    pred = truth.copy()
+    pred[1] = np.roll(truth[1], 3, axis=1)
+    config = RunConfig(strategy="sflv2", rounds=1, device="cpu")
+    rec = {"round": 0, "site": GLOBAL, "dice": 0.85, "train_loss": 0.1, "bytes_up": 0,
+           "bytes_down": 0, "seconds": 1.0}
+    run = teaching.TeachingRun(config, History(config.to_dict(), [rec]),
+                               np.zeros((2, 24, 24, 3), np.uint8), truth, pred,
+                               np.array([0, 1]), ["background", "polyp"])
+    r = compare.evaluate_run(run, hd95=True)
+    assert r["dice"] == pytest.approx(0.85) and r["iou"] == pytest.approx((1 + 70 / 130) / 2)
+    assert [s["dice"] for s in r["site_results"]] == pytest.approx([1.0, 0.7])
+    assert r["hd95"] == pytest.approx(1.5)
+    assert r["dice"] == pytest.approx(metrics.evaluate_predictions(pred, truth, 2)["dice"])

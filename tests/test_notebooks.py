@@ -15,13 +15,19 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 SMALL = {
-    "00_quickstart": {"ROUNDS": 2, "SIZE": 32, "N_IMAGES": 24, "WIDTH": 4},
-    "01_data_and_sites": {"N_IMAGES": 12},
-    "02_model_zoo": {"SIZE": 64},
-    "04_training_strategies": {"ROUNDS": 1, "SIZE": 32, "N_IMAGES": 24, "WIDTH": 4},
-    "06_evaluation_and_comparison": {"MODELS": ["unet"], "DATASETS": ["kvasir"], "ROUNDS": 1,
+    "00_quickstart": {"ROUNDS": 1, "SEEDS": [0], "SIZE": 32, "N_IMAGES": 24, "WIDTH": 4,
+                      "CHECK_CLAIMS": False},
+    "01_data_and_sites": {"N_IMAGES": 12, "CHECK_CLAIMS": False},
+    "02_model_zoo": {"SIZE": 32, "DIAGRAMS": False, "CHECK_CLAIMS": False},
+    "03_the_cut": {"SIZE": 32, "N_IMAGES": 24, "CHECK_CLAIMS": False},
+    "04_training_strategies": {"ROUNDS": 1, "SEEDS": [0], "SIZE": 32, "N_IMAGES": 24,
+                               "WIDTH": 4, "MONITOR_ROUNDS": 1, "CHECK_CLAIMS": False},
+    "05_non_iid_sites": {"PARTITIONS": ["iid", "quantity", "acquisition"], "SEEDS": [0],
+                         "ROUNDS": 1, "SIZE": 32, "N_IMAGES": 40, "WIDTH": 4,
+                         "CHECK_CLAIMS": False},
+    "06_evaluation_and_comparison": {"DATASETS": ["kvasir", "blastocyst"], "ROUNDS": 1,
                                      "SIZE": 32, "N_IMAGES": 16, "SITES": 2, "WIDTH": 4,
-                                     "WORST": 2},
+                                     "WORST": 2, "CHECK_CLAIMS": False},
 }
 
 
