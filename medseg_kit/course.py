@@ -66,8 +66,25 @@ def non_iid(partitions=("iid", "quantity", "label", "acquisition"),
     return out
 
 
+def strategy_extras(dropout: float = 0.3, packet_loss: float = 0.1) -> list[RunConfig]:
+    """Notebook 04's single-seed runs beside the six strategies: the vanilla split (labels
+    sent), site dropout and packet loss (all ``sflv2``, first seed)."""
+    seed = SEEDS[0]
+    return [config(strategy="sflv2", split="vanilla", seed=seed),
+            config(strategy="sflv2", site_dropout=dropout, seed=seed),
+            config(strategy="sflv2", loss_up=packet_loss, loss_down=packet_loss, seed=seed)]
+
+
+def evaluation(models=("unet",), datasets=("kvasir", "ham10000", "blastocyst"),
+               strategies=("centralized", "local", "sflv2"), seeds=(0,)) -> list[RunConfig]:
+    """Notebook 06: C, L and S for each model on each dataset (Kvasir's are 00's runs)."""
+    return [config(model=m, dataset=d, strategy=s, seed=k)
+            for d in datasets for m in models for s in strategies for k in seeds]
+
+
 SCENARIOS = {"00_quickstart": quickstart, "04_training_strategies": strategies,
-             "05_non_iid_sites": non_iid}
+             "04_training_strategies extras": strategy_extras,
+             "05_non_iid_sites": non_iid, "06_evaluation_and_comparison": evaluation}
 
 
 #: Synthetic sets a notebook loads itself, outside the teaching runs: (dataset, images,
