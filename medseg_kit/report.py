@@ -13,10 +13,9 @@ from collections.abc import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from matplotlib import patheffects
 from matplotlib.lines import Line2D
 
-from .viz import CLASS_COLORS, LINE_STYLES, mask_outlines
+from .viz import CLASS_COLORS, LINE_STYLES, draw_outlines
 
 METRIC_TITLES = {"iou": "IoU", "dice": "Dice", "precision": "precision", "recall": "recall",
                  "hd95": "HD95 (px)"}
@@ -112,17 +111,6 @@ def plot_per_class(summary: Sequence[Mapping], dataset: str, metric: str = "dice
     return fig
 
 
-def _outline(ax, mask: np.ndarray, classes: Sequence[int], *, lw: float, color=None,
-             style=None) -> None:
-    """Outlines of ``classes`` in ``mask`` (class line styles and colours; a dark halo)."""
-    halo = [patheffects.withStroke(linewidth=lw + 1.5, foreground="black")]
-    for k in classes:
-        ls = style or LINE_STYLES[(k - 1) % len(LINE_STYLES)]
-        col = color or CLASS_COLORS[k % len(CLASS_COLORS)]
-        for c in mask_outlines(mask, k):
-            ax.plot(c[:, 1], c[:, 0], ls=ls, lw=lw, color=col, path_effects=halo)
-
-
 def plot_worst_cases(cases: Mapping[str, np.ndarray], title: str | None = None,
                      max_rows: int = 6) -> plt.Figure:
     """The lowest-Dice test images of a cell: image | truth | prediction, one row each,
@@ -144,14 +132,14 @@ def plot_worst_cases(cases: Mapping[str, np.ndarray], title: str | None = None,
         for j, ax in enumerate(axes[i]):
             ax.imshow(img, interpolation="nearest")
             if j == 2:
-                _outline(ax, truth, classes, lw=0.8, color="white", style="-")
-                _outline(ax, pred, classes, lw=1.8)
+                draw_outlines(ax, truth, classes, lw=0.8, color="white", style="-")
+                draw_outlines(ax, pred, classes, lw=1.8)
                 if not (pred > 0).any():
                     ax.text(0.5, 0.06, "empty prediction", transform=ax.transAxes,
                             ha="center", fontsize=7, color="white",
                             bbox=dict(fc="black", alpha=0.6, lw=0))
             elif j == 1:
-                _outline(ax, truth, classes, lw=1.8)
+                draw_outlines(ax, truth, classes, lw=1.8)
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_xlim(-0.5, img.shape[1] - 0.5)
@@ -191,12 +179,12 @@ def plot_outline_grid(images: np.ndarray, truths: np.ndarray,
         for j, (ax, (label, mask)) in enumerate(zip(axes[i], panels)):
             ax.imshow(images[i], interpolation="nearest")
             if j >= 2:
-                _outline(ax, np.asarray(truths[i]), classes, lw=0.8, color="white", style="-")
+                draw_outlines(ax, np.asarray(truths[i]), classes, lw=0.8, color="white", style="-")
                 ax.set_title(f"{label}: Dice {dice[label][i]:.2f}", fontsize=7)
             elif i == 0:
                 ax.set_title(label, fontsize=8)
             if mask is not None:
-                _outline(ax, np.asarray(mask), classes, lw=1.8)
+                draw_outlines(ax, np.asarray(mask), classes, lw=1.8)
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_xlim(-0.5, images[i].shape[1] - 0.5)

@@ -259,8 +259,10 @@ def mask_outlines(mask: np.ndarray, cls: int) -> list[np.ndarray]:
     return [c - 1 for c in measure.find_contours(m, 0.5)]
 
 
-def _draw_outlines(ax, mask: np.ndarray, classes: Sequence[int], *, lw: float, color=None,
-                   alpha: float = 1.0, style=None) -> None:
+def draw_outlines(ax, mask: np.ndarray, classes: Sequence[int], *, lw: float, color=None,
+                  alpha: float = 1.0, style=None) -> None:
+    """Outlines of ``classes`` in ``mask`` on ``ax``: a line style and colour per class
+    (readable without colour vision) over a dark halo; ``color``/``style`` override them."""
     halo = [patheffects.withStroke(linewidth=lw + 1.6, foreground="black")]
     for k in classes:
         ls = style or LINE_STYLES[(k - 1) % len(LINE_STYLES)]
@@ -299,9 +301,9 @@ def plot_mask_row(image: np.ndarray, truth: np.ndarray, predictions: Mapping[str
     for ax, (label, mask) in zip(axes[0], panels):
         ax.imshow(img, interpolation="nearest")
         if label != "image" and label != "truth":
-            _draw_outlines(ax, truth, classes, lw=0.8, color="white", alpha=0.9, style="-")
+            draw_outlines(ax, truth, classes, lw=0.8, color="white", alpha=0.9, style="-")
         if mask is not None:
-            _draw_outlines(ax, np.asarray(mask), classes, lw=1.8)
+            draw_outlines(ax, np.asarray(mask), classes, lw=1.8)
         name = label
         if dice is not None and label in dice:
             name = f"{label}\nDice {dice[label]:.3f}"
