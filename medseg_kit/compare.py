@@ -148,12 +148,7 @@ def evaluate_strategy(strategy, hd95: bool = False) -> dict:
     ``run.test``), ``site`` and the class-id ``pred`` maps (arrays).
     """
     run = strategy.run
-    preds, index, site_of = [], [], []
-    for site in run.sites:
-        preds.append(run.predict(strategy.model_for(site.id), site.test_idx).numpy())
-        index.append(np.asarray(site.test_idx))
-        site_of.append(np.full(len(site.test_idx), site.id))
-    pred, index, site_of = np.concatenate(preds), np.concatenate(index), np.concatenate(site_of)
+    index, site_of, pred = run.predict_sites(strategy)
     target = run.test.masks[index]
     scored = score_predictions(pred, target, site_of, run.test.class_names, hd95)
     return {**scored, "index": index, "site": site_of, "pred": pred}

@@ -182,15 +182,9 @@ def _train(config: RunConfig, data, progress: bool) -> TeachingRun:
     """Train ``config`` and collect the pooled test set and its predictions."""
     history, strategy = train(config, data=data, progress=progress)
     run = strategy.run
-    idx = np.concatenate([s.test_idx for s in run.sites])
-    site_of = np.concatenate([np.full(len(s.test_idx), s.id) for s in run.sites])
-    order = np.argsort(idx, kind="stable")
-    idx, site_of = idx[order], site_of[order]
-    predictions = np.zeros((len(idx), *run.test.masks.shape[1:]), dtype=np.uint8)
-    for s in run.sites:
-        rows = np.flatnonzero(site_of == s.id)
-        if len(rows):
-            predictions[rows] = run.predict(strategy.model_for(s.id), idx[rows]).numpy()
+    idx, site_of, predictions = run.predict_sites(strategy)
+    order = np.argsort(idx, kind="stable")  # test-set order
+    idx, site_of, predictions = idx[order], site_of[order], predictions[order].astype(np.uint8)
     images = run.test.images[idx]
     if images.ndim == 3:
         images = images[..., None]

@@ -222,6 +222,15 @@ class Run:
         net.train(was)
         return torch.cat(out)
 
+    def predict_sites(self, strategy) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every test image predicted by the model its site uses (``strategy.model_for``),
+        site after site: ``(index into self.test, site id, class-id maps)``."""
+        index = np.concatenate([s.test_idx for s in self.sites])
+        site_of = np.concatenate([np.full(len(s.test_idx), s.id) for s in self.sites])
+        pred = np.concatenate([self.predict(strategy.model_for(s.id), s.test_idx).numpy()
+                               for s in self.sites])
+        return index, site_of, pred
+
     def evaluate(self, net, indices: np.ndarray | None = None) -> np.ndarray:
         """Per-image overlap counts (N x C x 3) of ``net`` on the test set."""
         idx = np.arange(len(self.test)) if indices is None else indices
