@@ -7,7 +7,7 @@ the repeats after the warm-up steps. Two clocks: the CPU time of this process (t
 of the step, little affected by other processes on a shared machine) and the wall time.
 The default is one thread, the setting in which CPU time is the cost; ``--threads 2``
 measures what a 2-core laptop sees. Prints a markdown table with the parameter counts
-and FLOPs of :func:`medseg_kit.models.summary.model_table`, the step times and the
+and FLOPs of :func:`medseg_kit.zoo.model_table`, the step times and the
 ratio of each model's CPU time to the teaching UNet's — the teaching widths are chosen
 so that this ratio is at most about 1.
 
@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from medseg_kit.models import create_model, list_models
-from medseg_kit.models.summary import markdown_table, model_table
+from medseg_kit.zoo import markdown_table, model_table
 
 
 def step_times(names: list[str], size: int, batch: int, repeats: int, warmup: int

@@ -13,7 +13,14 @@ Conventions (stated once, used everywhere):
 * when a class is absent from both the prediction and the target of an image, its Dice,
   IoU, precision and recall for that image are **1.0** (perfect agreement on "nothing
   there"); when it is absent from one only, they are 0.0 (precision and recall likewise:
-  a zero denominator scores 1.0 only when both sets are empty);
+  a zero denominator scores 1.0 only when both sets are empty). So an empty prediction of a
+  non-empty target scores 0 (a missed object), a non-empty prediction of an empty target
+  scores 0 (a false alarm), and every image counts in the mean. MONAI's ``DiceMetric``
+  differs by default (``ignore_empty=True``): an image whose *target* is empty gets NaN and
+  is left out of the mean, whatever was predicted, so neither a correct "nothing there"
+  nor a false alarm on such an image moves its figure. On a set with empty targets the two
+  means differ; MONAI's is the kit's per-image Dice averaged over the images whose target
+  holds the class (``counts[:, k, 2] > 0`` in :func:`overlap_counts`' terms);
 * ``mean`` aggregation (``dice``, ``iou``, ``precision``, ``recall``, and every
   ``<metric>/<class>``) averages the per-image scores (the paper-style figure);
   ``pooled`` (``dice_pooled``, ``iou_pooled``) sums intersections and sizes over all
@@ -22,14 +29,22 @@ Conventions (stated once, used everywhere):
   ``numpy.percentile``) of the symmetric surface distances, i.e. of the distances from
   every boundary pixel of the prediction to the nearest boundary pixel of the target
   *and* from every target boundary pixel to the nearest predicted one, pooled in one set
-  (the MedPy ``hd95`` definition). A boundary pixel is a mask pixel with a 4-neighbour
-  outside the mask (the mask minus its erosion by a 3x3 cross; outside the image counts
-  as outside the mask); distances are Euclidean, from ``scipy.ndimage``'s exact distance
-  transform. When both sets are empty the HD95 of that image and class is **NaN** and
-  left out of the means; when only one is empty it is the **image diagonal**
-  ``sqrt(H**2 + W**2)`` (the largest distance possible: a missed or hallucinated object
-  is penalised, not ignored). HD95 costs a distance transform per image and class, so it
-  is opt-in (``hd95=True``) and meant for the final evaluation only.
+  (the MedPy ``hd95`` definition: ``variant="medpy"``, the default). MONAI's
+  ``compute_hausdorff_distance(..., percentile=95)`` takes the 95th percentile of each
+  direction separately and reports the larger (``variant="monai"``). The two agree when
+  both directions look alike (a shifted copy of the target) and can be many pixels apart
+  otherwise: stray predicted pixels far from the target, more than 5 % of the predicted
+  boundary but less than 5 % of both boundaries together, set MONAI's figure to their
+  distance while MedPy's stays near the typical one (a case of 20 px against 3 px is worked
+  out in ``tests/test_metrics_extended.py``). Say which one a number is. A boundary pixel
+  is a mask pixel with a 4-neighbour outside the mask (the mask minus its erosion by a 3x3
+  cross; outside the image counts as outside the mask); distances are Euclidean, from
+  ``scipy.ndimage``'s exact distance transform. When both sets are empty the HD95 of that
+  image and class is **NaN** and left out of the means; when only one is empty it is the
+  **image diagonal** ``sqrt(H**2 + W**2)`` (the largest distance possible: a missed or
+  hallucinated object is penalised, not ignored). Both variants use these conventions
+  (MONAI itself warns and returns NaN or inf there). HD95 costs a distance transform per
+  image and class, so it is opt-in (``hd95=True``) and meant for the final evaluation only.
 """
 
 from __future__ import annotations
@@ -182,9 +197,15 @@ def boundary(mask: np.ndarray) -> np.ndarray:
     return mask & ~ndimage.binary_erosion(mask, structure=_CROSS, border_value=0)
 
 
-def surface_distances(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """All symmetric surface distances (pixels) between two non-empty 2-D boolean masks:
-    from each boundary pixel of one to the nearest boundary pixel of the other, both ways."""
+#: how the two directions of surface distances make one HD95 (see the module notes)
+HD95_VARIANTS = ("medpy", "monai")
+
+
+def directed_surface_distances(pred: np.ndarray, target: np.ndarray
+                               ) -> tuple[np.ndarray, np.ndarray]:
+    """Surface distances (pixels) between two non-empty 2-D boolean masks, one array per
+    direction: from each boundary pixel of ``pred`` to the nearest boundary pixel of
+    ``target``, and from each boundary pixel of ``target`` to the nearest one of ``pred``."""
     pred, target = np.asarray(pred, dtype=bool), np.asarray(target, dtype=bool)
     rows = np.flatnonzero((pred | target).any(1))
     cols = np.flatnonzero((pred | target).any(0))
@@ -193,18 +214,40 @@ def surface_distances(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
     bp, bt = boundary(pred[box]), boundary(target[box])
     to_target = ndimage.distance_transform_edt(~bt)[bp]
     to_pred = ndimage.distance_transform_edt(~bp)[bt]
-    return np.concatenate([to_target, to_pred])
+    return to_target, to_pred
 
 
-def hd95(pred: np.ndarray, target: np.ndarray) -> float:
-    """HD95 in pixels of two 2-D masks (bool or 0/1), by the module's convention: NaN when
-    both are empty, the image diagonal when one is.
+def surface_distances(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """All symmetric surface distances (pixels) between two non-empty 2-D boolean masks:
+    both directions of :func:`directed_surface_distances` in one array (MedPy's pooled set)."""
+    return np.concatenate(directed_surface_distances(pred, target))
+
+
+def _check_variant(variant: str) -> None:
+    if variant not in HD95_VARIANTS:
+        raise ValueError(f"unknown HD95 variant {variant!r}; expected one of "
+                         f"{', '.join(HD95_VARIANTS)}")
+
+
+def hd95(pred: np.ndarray, target: np.ndarray, variant: str = "medpy") -> float:
+    """HD95 in pixels of two 2-D masks (bool or 0/1): NaN when both are empty, the image
+    diagonal when one is.
+
+    Args:
+        pred, target: the two masks, same shape.
+        variant: ``"medpy"`` (default): the 95th percentile of the distances of both
+            directions pooled in one set, as MedPy's ``hd95``. ``"monai"``: the larger of
+            the two directed 95th percentiles, as MONAI's
+            ``compute_hausdorff_distance(..., percentile=95)``. Both are symmetric in
+            ``pred`` and ``target``; they agree on a shifted copy and can differ by many
+            pixels when one direction has a few far outliers (see the module notes).
 
     Example:
         >>> a = np.zeros((20, 20), bool); a[5:15, 2:12] = True
         >>> hd95(a, np.roll(a, 3, axis=1))   # the same square, 3 pixels to the right
         3.0
     """
+    _check_variant(variant)
     pred, target = np.asarray(pred, dtype=bool), np.asarray(target, dtype=bool)
     if pred.shape != target.shape or pred.ndim != 2:
         raise ValueError(f"hd95 needs two 2-D masks of the same shape; got {pred.shape} and "
@@ -214,20 +257,28 @@ def hd95(pred: np.ndarray, target: np.ndarray) -> float:
         return float("nan")
     if not (has_p and has_t):
         return math.hypot(*pred.shape)
-    return float(np.percentile(surface_distances(pred, target), 95))
+    if variant == "medpy":
+        return float(np.percentile(surface_distances(pred, target), 95))
+    to_target, to_pred = directed_surface_distances(pred, target)
+    return float(max(np.percentile(to_target, 95), np.percentile(to_pred, 95)))
 
 
 def hd95_per_image(pred: np.ndarray | torch.Tensor, target: np.ndarray | torch.Tensor,
-                   num_classes: int) -> np.ndarray:
+                   num_classes: int, variant: str = "medpy") -> np.ndarray:
     """HD95 (pixels) per image and class, an N x C array; the background column is NaN
-    (not computed), as are (image, class) pairs where the class is in neither mask."""
+    (not computed), as are (image, class) pairs where the class is in neither mask.
+
+    ``variant`` is ``"medpy"`` (both directions pooled, the default) or ``"monai"`` (the
+    larger of the two directed 95th percentiles); see :func:`hd95` and the module notes.
+    """
+    _check_variant(variant)
     p, t = _as_numpy(pred), _as_numpy(target)
     if p.shape != t.shape or p.ndim != 3:
         raise ValueError(f"prediction {p.shape} and target {t.shape} must both be N x H x W")
     out = np.full((len(p), num_classes), np.nan)
     for i in range(len(p)):
         for k in range(1 if num_classes > 1 else 0, num_classes):
-            out[i, k] = hd95(p[i] == k, t[i] == k)
+            out[i, k] = hd95(p[i] == k, t[i] == k, variant)
     return out
 
 
@@ -256,7 +307,7 @@ def _as_numpy(a) -> np.ndarray:
 
 def evaluate_predictions(pred: np.ndarray | torch.Tensor, target: np.ndarray | torch.Tensor,
                          num_classes: int, class_names: Sequence[str] | None = None,
-                         hd95: bool = False) -> dict[str, float]:
+                         hd95: bool = False, hd95_variant: str = "medpy") -> dict[str, float]:
     """Every headline and per-class number for class-id predictions against targets.
 
     Args:
@@ -264,6 +315,7 @@ def evaluate_predictions(pred: np.ndarray | torch.Tensor, target: np.ndarray | t
         num_classes: classes including background (2 for a binary task).
         class_names: names for the per-class keys (default: the class ids).
         hd95: also compute ``hd95`` and ``hd95/<name>`` (costlier; see the module notes).
+        hd95_variant: ``"medpy"`` (default) or ``"monai"``; see :func:`hd95`.
 
     Returns:
         :func:`summarize`'s keys (``dice``, ``iou``, ``dice_pooled``, ``iou_pooled``,
@@ -283,6 +335,6 @@ def evaluate_predictions(pred: np.ndarray | torch.Tensor, target: np.ndarray | t
     out = summarize(counts, class_names=class_names)
     out["n_images"] = len(counts)
     if hd95:
-        out.update(summarize_hd95(hd95_per_image(p.numpy(), t.numpy(), num_classes),
-                                  class_names))
+        out.update(summarize_hd95(hd95_per_image(p.numpy(), t.numpy(), num_classes,
+                                                 hd95_variant), class_names))
     return out

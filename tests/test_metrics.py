@@ -53,3 +53,18 @@ def test_shape_mismatch_is_named():
 
     with pytest.raises(ValueError, match="same shape"):
         metrics.overlap_counts(torch.zeros(1, 2, 2), torch.zeros(1, 3, 3), 2)
+
+
+def test_empty_targets_count_in_the_mean_unlike_monai_default():
+    # image 0: nothing there, nothing predicted (1.0); image 1: a false alarm on an empty
+    # target (0.0); image 2: the object found exactly (1.0)
+    pred = masks([[0, 0, 0, 0]], [[1, 0, 0, 0]], [[0, 1, 1, 0]])
+    target = masks([[0, 0, 0, 0]], [[0, 0, 0, 0]], [[0, 1, 1, 0]])
+    counts = metrics.overlap_counts(pred, target, 2).numpy()
+    dice, _ = metrics.scores_from_counts(counts)
+    assert dice[:, 1].tolist() == [1.0, 0.0, 1.0]
+    assert metrics.summarize(counts)["dice"] == 2 / 3  # every image counts
+    # MONAI's DiceMetric (ignore_empty=True) sets NaN where the target is empty and drops
+    # it: the recipe of the module notes gives its figure
+    has_target = counts[:, 1, 2] > 0
+    assert dice[has_target, 1].mean() == 1.0

@@ -133,6 +133,65 @@ def test_hd95_interpolates_and_shrugs_off_one_stray_pixel():
     assert metrics.hd95(pred, target) == pytest.approx(3.0)
 
 
+def test_hd95_variants_agree_on_a_shifted_copy():
+    # the offset squares above: each direction alone is 14 x 0, 4 x 1, 4 x 2, 14 x 3; the
+    # directed 95th percentile (rank 0.95 * 35 = 33.25) is 3 both ways, so MONAI's max is 3
+    a, b = square(5, 4, 10), square(5, 7, 10)
+    to_b, to_a = metrics.directed_surface_distances(a, b)
+    assert np.bincount(to_b.astype(int)).tolist() == [14, 4, 4, 14]
+    assert np.bincount(to_a.astype(int)).tolist() == [14, 4, 4, 14]
+    assert metrics.hd95(a, b, "monai") == 3.0 == metrics.hd95(a, b, "medpy")
+
+
+def test_hd95_monai_takes_the_larger_directed_percentile():
+    # the stray-pixel case above. Prediction -> target: 9 x 2 and the stray 12; rank
+    # 0.95 * 9 = 8.55 -> 2 + 0.55 * (12 - 2) = 7.5. Target -> prediction: 9 x 2 -> 2.
+    # MONAI: max(7.5, 2) = 7.5; MedPy pools the 19 distances: 3.0 (worked out above)
+    pred, target = np.zeros((20, 24), bool), np.zeros((20, 24), bool)
+    pred[5:14, 5] = True
+    target[5:14, 7] = True
+    pred[9, 19] = True
+    to_target, to_pred = metrics.directed_surface_distances(pred, target)
+    assert sorted(to_target.tolist()) == [2.0] * 9 + [12.0]
+    assert to_pred.tolist() == [2.0] * 9
+    assert metrics.hd95(pred, target, "monai") == pytest.approx(7.5)
+    assert metrics.hd95(target, pred, "monai") == pytest.approx(7.5)  # symmetric
+    assert metrics.hd95(pred, target, "medpy") == pytest.approx(3.0)
+
+
+def test_hd95_variants_can_be_many_pixels_apart():
+    # target: an 18-pixel vertical line; prediction: the same line plus two stray pixels 20
+    # columns away (every pixel of a 1-pixel line is a boundary pixel).
+    # Prediction -> target: 18 x 0 and 2 x 20; rank 0.95 * 19 = 18.05 falls on a 20, so
+    # MONAI's HD95 is 20 (target -> prediction is all 0).
+    # MedPy pools 38 distances, 36 x 0 and 2 x 20: rank 0.95 * 37 = 35.15 -> 0.15 * 20 = 3.
+    target = np.zeros((20, 30), bool)
+    target[0:18, 2] = True
+    pred = target.copy()
+    pred[8:10, 22] = True
+    to_target, to_pred = metrics.directed_surface_distances(pred, target)
+    assert sorted(to_target.tolist()) == [0.0] * 18 + [20.0, 20.0]
+    assert to_pred.tolist() == [0.0] * 18
+    assert metrics.hd95(pred, target, "monai") == 20.0
+    assert metrics.hd95(pred, target) == pytest.approx(3.0)  # medpy, the default
+    # the same images through the per-image and summary functions
+    p, t = pred[None].astype(np.int64), target[None].astype(np.int64)
+    assert metrics.hd95_per_image(p, t, 2, variant="monai")[0, 1] == 20.0
+    assert metrics.hd95_per_image(p, t, 2)[0, 1] == pytest.approx(3.0)
+    assert metrics.evaluate_predictions(p, t, 2, hd95=True, hd95_variant="monai")["hd95"] == 20.0
+    assert metrics.evaluate_predictions(p, t, 2, hd95=True)["hd95"] == pytest.approx(3.0)
+
+
+def test_hd95_variant_is_checked_and_keeps_the_empty_conventions():
+    empty, sq = np.zeros((12, 16), bool), square(2, 2, 4, (12, 16))
+    assert math.isnan(metrics.hd95(empty, empty, "monai"))
+    assert metrics.hd95(empty, sq, "monai") == metrics.hd95(sq, empty, "monai") == 20.0
+    for call in (lambda: metrics.hd95(sq, sq, "MONAI"),
+                 lambda: metrics.hd95_per_image(sq[None], sq[None], 2, variant="scipy")):
+        with pytest.raises(ValueError, match="unknown HD95 variant .*medpy, monai"):
+            call()
+
+
 def test_hd95_empty_conventions():
     empty, sq = np.zeros((12, 16), bool), square(2, 2, 4, (12, 16))
     assert math.isnan(metrics.hd95(empty, empty))

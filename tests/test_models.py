@@ -4,13 +4,17 @@ Small and fast: width 4 at 32x32 (each model's smallest size among 32/64/96/128)
 a handful of Adam steps on a fixed synthetic batch (a bright disc on noise).
 """
 
+import subprocess
+import sys
+
 import pytest
 import torch
 import torch.nn.functional as F
 
-from medseg_kit.models import create_model, list_models, model_info
-from medseg_kit.models.summary import crossing_bytes, family_report, markdown_table, model_table
+from medseg_kit.models import check_input_size, create_model, list_models, model_info, registry
+from medseg_kit.models.staged import INPUT, OUTPUT
 from medseg_kit.split import CutError, RawDataError, Split, valid_cuts
+from medseg_kit.zoo import crossing_bytes, family_report, markdown_table, model_table, models_report
 
 MEDSEGNET10 = ["unet", "segnet", "deeplabv3", "deeplabv3plus", "refinenet", "sunet", "cgnet",
                "ducknet", "attention_unet", "swin_unet"]
@@ -176,8 +180,126 @@ def test_model_table():
     assert unet["stages"] == 10 and unet["default_cut"] == create_model("unet").default_cut
     assert unet["params_paper"] > unet["params_teaching"] > 0
     assert 0 < unet["gflops_teaching"] < unet["gflops_paper"]
-    assert unet["published_params"] == "31.0M"
+    assert unet["published_params"] == "31.0M" and unet["published_comparable"]
+    assert (unet["size_multiple"], unet["min_size"]) == (16, 16)
     assert "| unet |" in markdown_table(rows)
+    with pytest.raises(ValueError, match="segnet accepts input sizes"):
+        model_table(size=48, names=["unet", "segnet"])  # refused before any work
+
+
+# ------------------------------------------------------------- input sizes
+def _forward_keeps_size(net, size, batch=1):
+    """Whether the stage table maps a size x size batch to size x size logits (the
+    model's own check is bypassed: this is what the rule must describe)."""
+    try:
+        with torch.no_grad():
+            out = net.run({INPUT: torch.zeros(batch, net.in_channels, size, size)})[OUTPUT]
+    except (RuntimeError, ValueError):
+        return False
+    return tuple(out.shape[-2:]) == (size, size)
+
+
+def _passes(name, size):
+    try:
+        check_input_size(name, size)
+    except ValueError:
+        return False
+    return True
+
+
+SIZES = range(1, 161)
+
+
+@pytest.mark.parametrize("name", MEDSEGNET10)
+def test_size_rule_is_exact(name):
+    """A side passes ``check_input_size`` iff the forward pass returns logits of that side,
+    for every side from 1 to 160 (eval mode, batch 1; the same sides pass in train mode
+    at batch 2, the smallest batch the run loop trains on, checked at the extremes)."""
+    net = create_model(name, width=2).eval()
+    works = [s for s in SIZES if _forward_keeps_size(net, s)]
+    accepted = [s for s in SIZES if _passes(name, s)]
+    assert accepted == works, (name, sorted(set(accepted) ^ set(works)))
+    assert accepted == [s for s in SIZES if net.accepts(s)]  # the net's own check agrees
+    net.train()
+    for s in (accepted[0], accepted[1], accepted[-1]):
+        assert _forward_keeps_size(net, s, batch=2), (name, s)
+
+
+@pytest.mark.parametrize("name,kw", [("deeplabv3", {"output_stride": 8, "depth": 50}),
+                                     ("deeplabv3plus", {"output_stride": 8, "depth": 50}),
+                                     ("refinenet", {"depth": 50})])
+def test_size_rule_is_exact_for_backbone_options(name, kw):
+    net = create_model(name, width=2, **kw).eval()
+    sizes = range(1, 97)
+    assert [s for s in sizes if net.accepts(s)] == [
+        s for s in sizes if _forward_keeps_size(net, s)]
+
+
+def test_check_input_size_says_what_to_use_in_one_line():
+    check_input_size("unet", 64)  # accepted: no error
+    cases = {("unet", 65): "unet accepts input sizes that are multiples of 16 and at least "
+                           "16; got 65 (nearest: 64 or 80)",
+             ("unet", 8): "unet accepts input sizes that are multiples of 16 and at least 16; "
+                          "got 8 (nearest: 16)",
+             ("segnet", 48): "segnet accepts input sizes that are multiples of 32 and at least "
+                             "32; got 48 (nearest: 32 or 64)",
+             ("swin_unet", 48): "swin_unet accepts input sizes that are multiples of 32 and at "
+                                "least 32; got 48 (nearest: 32 or 64)"}
+    for (name, size), msg in cases.items():
+        with pytest.raises(ValueError) as err:
+            check_input_size(name, size)
+        assert str(err.value) == msg
+    for bad in (0, -32, 64.0, "64", True):
+        with pytest.raises(ValueError, match="positive int"):
+            check_input_size("unet", bad)
+    with pytest.raises(ValueError) as err:
+        check_input_size("unet3d", 64)
+    assert "\n" not in str(err.value) and ", ".join(MEDSEGNET10) in str(err.value)
+
+
+def test_check_input_size_draws_no_random_numbers():
+    """A config checked between seeding and training leaves the training bit-identical."""
+    registry._shape_model.cache_clear()  # build the shapes-only models afresh
+    torch.manual_seed(0)
+    expected = torch.rand(4)
+    torch.manual_seed(0)
+    for name in MEDSEGNET10:
+        check_input_size(name, 64)
+    assert torch.equal(torch.rand(4), expected)
+
+
+# -------------------------------------------------- the published column
+def test_every_published_count_says_what_it_counts():
+    for name in MEDSEGNET10:
+        info = model_info(name)
+        assert info.published_source, name
+    # Attention U-Net's 6.4 M is the authors' 3-D model with 16 base filters: not the
+    # kit's 2-D network at any width, and marked so
+    att = model_info("attention_unet")
+    assert att.published_params == "6.4M" and not att.published_comparable
+    assert "3-D" in att.published_source
+    assert not model_info("sunet").published_comparable  # an ImageNet classifier
+    assert model_info("unet").published_comparable and model_info("segnet").published_comparable
+
+
+def test_models_report_explains_every_row():
+    text = models_report(size=64)
+    lines = text.splitlines()
+    for name in MEDSEGNET10:
+        assert any(line.startswith(f"{name} ") for line in lines), name  # a table row
+        assert any(line.startswith(f"  {name}: ") for line in lines), name  # its note
+    row = next(line for line in lines if line.startswith("attention_unet "))
+    assert "6.4M*" in row and "32.43M (w=64)" in row
+    assert "  attention_unet: 6.4M*: the paper's 3-D model" in text
+    assert "NOT like for like" in text and "GFLOPs: forward pass of one 64x64 image" in text
+    assert max(len(line) for line in lines[12:]) <= 100  # the notes are wrapped
+
+
+def test_summary_module_needs_no_split():
+    code = ("import sys, medseg_kit.models.summary; "
+            "assert 'medseg_kit.split' not in sys.modules and 'medseg_kit.zoo' not in "
+            "sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 @pytest.mark.parametrize("name", ["segnet", "cgnet", "deeplabv3plus"])

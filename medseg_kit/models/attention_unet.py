@@ -15,7 +15,10 @@ transposed-conv upsampling, concatenation, 1x1 head) is the UNet's. Deep supervi
 
 The paper's model is 3-D (CT pancreas) with 16-based channels and reports 6.40 M
 parameters (against 5.88 M for its U-Net); this 2-D version at ``width=64``
-(the 2-D UNet convention, as for the kit's UNet) has 32.4 M.
+(the 2-D UNet convention, as for the kit's UNet) has 32.4 M, and 2.0 M at ``width=16``:
+a 3x3x3 kernel holds three times the weights of a 3x3 one, so no 2-D width reproduces the
+published count, and the registry marks it as a count of another configuration. The paper
+width stays 64 so that Attention U-Net and UNet compare like with like.
 
 Stage table (the UNet's; each ``dec`` stage holds its gate)::
 
@@ -77,6 +80,9 @@ class AttentionUp(Up):
 
 @register_model("attention_unet", teaching_width=4, paper_width=64,
                 reference="Oktay et al., MIDL 2018, arXiv:1804.03999",
-                published_params="6.4M")
+                published_params="6.4M", published_comparable=False,
+                published_source="the paper's 3-D model (3x3x3 kernels, 16 base filters, "
+                                  "CT pancreas); the same gates in 2-D have 32.4 M at the "
+                                  "kit's paper width 64 and 2.0 M at 16")
 def attention_unet(in_channels: int = 3, num_classes: int = 1, width: int = 4) -> StagedNet:
     return _create_unet(in_channels, num_classes, width, up=AttentionUp)

@@ -154,12 +154,13 @@ def _create_cgnet(in_channels: int, num_classes: int, width: int, m: int = 3, n:
         Stage("head", CGHead(2 * c3, num_classes), "stage3", OUTPUT),
     ]
     return StagedNet(stages, in_channels=in_channels, num_classes=num_classes,
-                     size_multiple=8, min_size=16, default_cut=(4, 6))
+                     size_multiple=8, min_size=8, default_cut=(4, 6))
 
 
 @register_model("cgnet", teaching_width=12, paper_width=32,
                 reference="Wu et al., IEEE TIP 2021, CGNet, arXiv:1811.08201",
-                published_params="0.5M")
+                published_params="0.5M",
+                published_source="the paper's count for CGNet_M3N21")
 def cgnet(in_channels: int = 3, num_classes: int = 1, width: int = 12) -> StagedNet:
     """CGNet-M3N21 (``width`` 32 in the paper)."""
     return _create_cgnet(in_channels, num_classes, width)

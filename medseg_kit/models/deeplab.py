@@ -127,12 +127,19 @@ def _create_deeplab(in_channels: int, num_classes: int, width: int, plus: bool,
         stages.append(Stage("head", Classifier(c_aspp, num_classes, output_stride), "aspp",
                             OUTPUT))
         cut = (1, 6)
+    # V3 upsamples its 1/output_stride logits by output_stride; V3+ upsamples the 1/4
+    # grid of layer1 by 4 (the coarser ASPP output is resized to that grid first)
+    step = 4 if plus else output_stride
     return StagedNet(stages, in_channels=in_channels, num_classes=num_classes,
-                     size_multiple=output_stride, min_size=32, default_cut=cut)
+                     size_multiple=step, min_size=step, default_cut=cut)
 
 
 @register_model("deeplabv3", teaching_width=10, paper_width=64, reference=REFERENCE_V3,
-                published_params="61.0M")
+                published_params="61.0M", published_comparable=False,
+                published_source="not from the paper (it prints no count): torchvision's "
+                                  "DeepLabV3-ResNet-101, which adds an auxiliary FCN head and "
+                                  "a 3x3 conv before the classifier (about 3 M the kit does "
+                                  "not build)")
 def deeplabv3(in_channels: int = 3, num_classes: int = 1, width: int = 10, depth: int = 101,
               output_stride: int = 16, multi_grid: Sequence[int] = (1, 2, 4)) -> StagedNet:
     """DeepLabV3 on a dilated ResNet (``depth`` 50/101, ``output_stride`` 16/8)."""
@@ -141,7 +148,8 @@ def deeplabv3(in_channels: int = 3, num_classes: int = 1, width: int = 10, depth
 
 
 @register_model("deeplabv3plus", teaching_width=10, paper_width=64, reference=REFERENCE_V3PLUS,
-                published_params="")
+                published_params="",
+                published_source="the paper prints no count")
 def deeplabv3plus(in_channels: int = 3, num_classes: int = 1, width: int = 10, depth: int = 101,
                   output_stride: int = 16, multi_grid: Sequence[int] = (1, 2, 4)
                   ) -> StagedNet:

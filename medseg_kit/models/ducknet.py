@@ -191,7 +191,10 @@ def _create_ducknet(in_channels: int, num_classes: int, width: int) -> StagedNet
 
 @register_model("ducknet", teaching_width=2, paper_width=17,
                 reference="Dumitru et al., Sci. Rep. 2023, doi:10.1038/s41598-023-36940-5",
-                published_params="38.9M")
+                published_params="38.9M",
+                published_source="not printed in the paper: the trainable parameters of the "
+                                  "authors' released Keras model at F = 17, counted from "
+                                  "their code")
 def ducknet(in_channels: int = 3, num_classes: int = 1, width: int = 2) -> StagedNet:
     """DUCK-Net (``width`` = starting filters F; 17 in the paper)."""
     return _create_ducknet(in_channels, num_classes, width)

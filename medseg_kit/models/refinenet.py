@@ -14,12 +14,14 @@ finer block takes its ResNet layer and the previous block's output. A block has:
   conv} blocks whose outputs are all added to the input, capturing background context;
 * an output RCU.
 
-The head is two RCUs and a 1x1 classifier at 1/4 resolution, then bilinear upsampling
-x4. As in the paper there is no BatchNorm inside the refinement blocks (the backbone
-keeps its own). ``width`` is the backbone's stem width: at 64 the ResNet is the paper's
-and the blocks are 512/256 wide. The registered published count, 118 M, is RefineNet-101
-as reported by Nekrasov et al. (Light-Weight RefineNet, BMVC 2018); the original paper
-reports none. The kit's paper-width count is 113 M.
+The head is two RCUs and a 1x1 classifier at 1/4 resolution, then bilinear upsampling x4.
+Any multiple of 4 is therefore a valid input side: the ResNet rounds its coarser grids up,
+and each block resizes its coarser path to the finer one before summing. As in the paper
+there is no BatchNorm inside the refinement blocks (the backbone keeps its own). ``width``
+is the backbone's stem width: at 64 the ResNet is the paper's and the blocks are 512/256
+wide. The registered published count, 118 M, is RefineNet-101 as reported by Nekrasov et
+al. (Light-Weight RefineNet, BMVC 2018); the original paper reports none. The kit's
+paper-width count is 113 M.
 
 Stage table::
 
@@ -130,11 +132,13 @@ def _create_refinenet(in_channels: int, num_classes: int, width: int, depth: int
         Stage("head", RefineHead(narrow, num_classes), "refine1", OUTPUT),
     ]
     return StagedNet(stages, in_channels=in_channels, num_classes=num_classes,
-                     size_multiple=32, min_size=32, default_cut=(1, 9))
+                     size_multiple=4, min_size=4, default_cut=(1, 9))
 
 
 @register_model("refinenet", teaching_width=4, paper_width=64,
-                reference="Lin et al., CVPR 2017, arXiv:1611.06612", published_params="118M")
+                reference="Lin et al., CVPR 2017, arXiv:1611.06612", published_params="118M",
+                published_source="RefineNet-101 as counted by Nekrasov et al. (Light-Weight "
+                                  "RefineNet, BMVC 2018); the original paper prints none")
 def refinenet(in_channels: int = 3, num_classes: int = 1, width: int = 4,
               depth: int = 101) -> StagedNet:
     """RefineNet over a ResNet-``depth`` (101 as in the paper, or 50)."""

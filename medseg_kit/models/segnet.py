@@ -84,6 +84,8 @@ def _create_segnet(in_channels: int, num_classes: int, width: int) -> StagedNet:
 
 @register_model("segnet", teaching_width=8, paper_width=64,
                 reference="Badrinarayanan et al., IEEE TPAMI 2017, arXiv:1511.00561",
-                published_params="29.5M")
+                published_params="29.5M",
+                published_source="the paper's own count for SegNet (VGG-16 encoder, "
+                                  "mirrored decoder)")
 def segnet(in_channels: int = 3, num_classes: int = 1, width: int = 8) -> StagedNet:
     return _create_segnet(in_channels, num_classes, width)

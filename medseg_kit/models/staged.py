@@ -69,7 +69,10 @@ class StagedNet(nn.Module):
         in_channels, num_classes: recorded for the registry and the CLI.
         size_multiple: input height and width must be multiples of this (e.g. 16 for a
             UNet with four poolings).
-        min_size: smallest accepted height/width.
+        min_size: smallest accepted height/width. Together with ``size_multiple`` this
+            is the model's exact rule: a side is accepted if and only if the forward pass
+            returns logits of the input's size (``tests/test_models.py`` checks every
+            model from 1 to 160 px).
         valid_sizes: optional explicit set of accepted sizes (overrides the two above).
         default_cut: ``(front, back)`` in the spirit of the model's paper.
 
@@ -170,6 +173,25 @@ class StagedNet(nn.Module):
             return f"valid sizes are {list(self.valid_sizes)}"
         return (f"height and width must be multiples of {self.size_multiple} "
                 f"and at least {self.min_size} (e.g. {self.example_sizes()})")
+
+    def size_phrase(self) -> str:
+        """The rule in words: ``'multiples of 16 and at least 16'``."""
+        if self.valid_sizes is not None:
+            return f"one of {list(self.valid_sizes)}"
+        return f"multiples of {self.size_multiple} and at least {self.min_size}"
+
+    def nearest_sizes(self, side: int) -> list[int]:
+        """The accepted sizes closest to ``side`` from below and from above (one or two)."""
+        if self.valid_sizes is not None:
+            below = [s for s in self.valid_sizes if s <= side][-1:]
+            above = [s for s in self.valid_sizes if s >= side][:1]
+        else:
+            m, lo = self.size_multiple, self.min_size
+            down = side // m * m
+            up = max(-(-side // m) * m, -(-lo // m) * m)
+            below = [down] if down >= lo else []
+            above = [up]
+        return sorted(set(below + above))
 
     def example_sizes(self) -> list[int]:
         return [s for s in (32, 64, 96, 128, 160, 192, 224, 256, 320, 384, 512)

@@ -172,13 +172,16 @@ def _create_sunet(in_channels: int, num_classes: int, width: int) -> StagedNet:
         Stage("head", SUNetHead(g[3], num_classes, 16), "unet4", OUTPUT),
     ]
     return StagedNet(stages, in_channels=in_channels, num_classes=num_classes,
-                     size_multiple=16, min_size=32, default_cut=(1, 7))
+                     size_multiple=16, min_size=16, default_cut=(1, 7))
 
 
 @register_model("sunet", teaching_width=16, paper_width=64,
                 reference="Shah et al., 2018, Stacked U-Nets, arXiv:1804.10343 "
                           "(MedSegNet10: 'Strong UNet')",
-                published_params="6.9M")
+                published_params="6.9M", published_comparable=False,
+                published_source="the paper's SUNet-64 as an ImageNet classifier, with a "
+                                  "1000-way fully connected layer (1.0 M) where the kit has "
+                                  "a 1x1 segmentation head")
 def sunet(in_channels: int = 3, num_classes: int = 1, width: int = 16) -> StagedNet:
     """Stacked U-Nets (SUNet-64 layout, dilated to output stride 16)."""
     return _create_sunet(in_channels, num_classes, width)

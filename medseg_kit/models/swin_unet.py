@@ -287,7 +287,9 @@ def _create_swin_unet(in_channels: int, num_classes: int, width: int, window_siz
 
 @register_model("swin_unet", teaching_width=20, paper_width=96,
                 reference="Cao et al., 2021, Swin-Unet, arXiv:2105.05537",
-                published_params="27.2M")
+                published_params="27.2M",
+                published_source="the count quoted for Swin-Unet (C = 96, 7x7 windows) in "
+                                  "later comparisons; the paper prints none")
 def swin_unet(in_channels: int = 3, num_classes: int = 1, width: int = 20,
               window_size: int = 7) -> StagedNet:
     """Swin-UNet (``width`` = embedding dim C, 96 in the paper; windows up to 7x7)."""

@@ -46,6 +46,9 @@ def _create_unet(in_channels: int, num_classes: int, width: int, up: type[Up] = 
 
 @register_model("unet", teaching_width=8, paper_width=64,
                 reference="Ronneberger et al., MICCAI 2015, arXiv:1505.04597",
-                published_params="31.0M")
+                published_params="31.0M",
+                published_source="the network of the paper's Fig. 1 (1 input channel, 2 "
+                                  "classes, unpadded biased convs, no BatchNorm), counted; "
+                                  "the paper prints no total")
 def unet(in_channels: int = 3, num_classes: int = 1, width: int = 8) -> StagedNet:
     return _create_unet(in_channels, num_classes, width)
