@@ -1,4 +1,4 @@
-"""Blastocyst: both layouts, case-varied names, grey codes, bad masks."""
+"""Blastocyst: both layouts, case-varied names, grey codes, bad masks, ambiguous roots."""
 
 import shutil
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from medseg_kit.data import DataError, load_dataset, synthesize
-from medseg_kit.data.base import MASK_VALUES, MISSING_MASK
+from medseg_kit.data.base import LAYOUT, MASK_VALUES, MISSING_MASK
 from medseg_kit.data.blastocyst import (
     BLASTOCOEL,
     CLASS_NAMES,
@@ -181,3 +181,47 @@ def test_synthetic_deterministic_and_drawn(tmp_path):
     m = np.nanmean(means, axis=0)
     # each class has its own tone: ICM and TE darker than the fluid, ZP brighter
     assert m[ICM] < m[BLASTOCOEL] - 5 and m[TE] < m[BLASTOCOEL] and m[ZP] > m[BLASTOCOEL] + 5
+
+
+def test_a_root_with_both_layouts_is_refused(tmp_path, capsys):
+    """A folder holding the BlastsOnline layout and a grey-coded one: no silent pick; the
+    message names both, and either way of choosing works."""
+    root = synthesize("blastocyst", tmp_path / "both", n=2, seed=0, image_size=(40, 44),
+                      progress=False)
+    synthesize("blastocyst", root, n=3, seed=1, image_size=(40, 44), layout="gray",
+               progress=False)
+    gray = root / "blastocyst_gray"
+    with pytest.raises(DataError, match="ambiguous") as e:
+        load_dataset("blastocyst", root, size=16, progress=False)
+    msg = str(e.value)
+    assert (f"found the BlastsOnline layout in {root} and the grey-coded layout in {gray}"
+            in msg)
+    assert f"point the root (--root, --data-root) at {gray}" in msg
+    assert "--layout blastsonline or --layout gray" in msg and e.value.kind == LAYOUT
+    assert len(load_dataset("blastocyst", root, size=16, progress=False, layout="gray")) == 3
+    assert len(load_dataset("blastocyst", root, size=16, progress=False,
+                            layout="blastsonline")) == 2
+    assert len(load_dataset("blastocyst", gray, size=16, progress=False)) == 3
+    from medseg_kit.data.cli import main
+
+    assert main(["data", "check", "--dataset", "blastocyst", "--root", str(root)]) == 1
+    out = capsys.readouterr().out
+    assert "ambiguous" in out and "NOT OK" in out
+    assert main(["data", "check", "--dataset", "blastocyst", "--root", str(root),
+                 "--layout", "gray"]) == 0
+    assert "3 samples" in capsys.readouterr().out
+
+
+def test_two_sibling_layouts_are_refused(blasts, gray, tmp_path):
+    shutil.copytree(blasts, tmp_path / "BlastsOnline")
+    shutil.copytree(gray / "blastocyst_gray", tmp_path / "blastocyst_gray")
+    with pytest.raises(DataError, match="ambiguous") as e:
+        load_dataset("blastocyst", tmp_path, size=16, progress=False)
+    assert (f"at {tmp_path / 'BlastsOnline'} or {tmp_path / 'blastocyst_gray'}"
+            in str(e.value))
+    shutil.copytree(blasts, tmp_path / "copy")  # two of one kind: layout= does not help
+    with pytest.raises(DataError, match="ambiguous") as e:
+        load_dataset("blastocyst", tmp_path, size=16, progress=False, layout="blastsonline")
+    assert "--layout" not in str(e.value) and str(tmp_path / "copy") in str(e.value)
+    d = load_dataset("blastocyst", tmp_path, size=16, progress=False, layout="gray")
+    assert len(d) == N and d.meta[0]["layout"] == "gray"

@@ -68,6 +68,7 @@ def test_reports_every_problem(broken):
     text = r.format()
     for p in (imgs[0], masks[1], masks[2]):
         assert p.name in text
+    assert "unused file(s) (1)" in text and "orphan.jpg" in text
     assert "NOT OK" in text
 
 
@@ -109,6 +110,37 @@ def test_cli_check(kv, broken, capsys):
     assert args.func(args) == 1
     out = capsys.readouterr().out
     assert "missing_mask" in out and imgs[0].name in out
+
+
+def test_unused_files_are_named(kv, tmp_path, capsys):
+    dst = tmp_path / "k"
+    shutil.copytree(kv, dst)
+    masks = dst / "Kvasir-SEG" / "masks"
+    some = sorted(masks.iterdir())[0]
+    orphans = [masks / f"orphan{i:02d}.jpg" for i in range(13)]
+    for o in orphans:
+        shutil.copy(some, o)
+    r = check_dataset("kvasir", dst)
+    assert r.ok and r.counts["extra_files"] == 13
+    text = r.format()
+    assert "unused file(s) (13): in the layout, but no sample uses them" in text
+    for o in orphans[:10]:
+        assert f"  - {o}" in text
+    assert orphans[10].name not in text and "  ... and 3 more" in text
+    assert all(o.name in r.format(extra_limit=20) for o in orphans)
+    args = _parser().parse_args(["data", "check", "--dataset", "kvasir", "--root", str(dst)])
+    assert args.func(args) == 0
+    assert str(orphans[0]) in capsys.readouterr().out
+
+
+def test_list_datasets_is_the_registry():
+    from medseg_kit.data import LOADERS, list_datasets
+
+    assert list_datasets() == sorted(LOADERS) == ["blastocyst", "ham10000", "kvasir"]
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["data", "check", "--dataset", "nope", "--root", "x"])
+    for name in list_datasets():
+        assert _parser().parse_args(["data", "check", "--dataset", name, "--root", "x"])
 
 
 def test_cli_synth(tmp_path, capsys):

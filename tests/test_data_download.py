@@ -225,3 +225,85 @@ def test_download_cli_exit_codes(tmp_path, capsys):
     assert "research and educational" in out.out and "--accept-license" in out.err
     code = download_main(["blastocyst", "--accept-license", "--data-dir", str(tmp_path)])
     assert code == EXIT_MANUAL and "Manual step" in capsys.readouterr().err
+
+
+def _fail_after(n, exc):
+    """A stand-in for shutil.copyfileobj that copies ``n`` entries, then raises ``exc``."""
+    real = dl.shutil.copyfileobj
+    calls = {"n": 0}
+
+    def copy(src, dst, length=0):
+        calls["n"] += 1
+        if calls["n"] > n:
+            dst.write(src.read(7))  # a partial entry on disk, then the failure
+            raise exc
+        return real(src, dst, length)
+
+    return copy
+
+
+def _hidden(folder):
+    return [p.name for p in folder.iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.parametrize("exc", [OSError(28, "No space left on device"), KeyboardInterrupt()])
+def test_interrupted_unpack_leaves_nothing_partial(kvasir_zip, tmp_path, monkeypatch, exc):
+    with monkeypatch.context() as m:
+        m.setattr(dl.shutil, "copyfileobj", _fail_after(1, exc))
+        with pytest.raises(DownloadError if isinstance(exc, OSError) else KeyboardInterrupt,
+                           match="No space left" if isinstance(exc, OSError) else None):
+            unpack(kvasir_zip, tmp_path / "out", into="", strip="Kvasir-SEG")
+    assert not (tmp_path / "out").exists() and not _hidden(tmp_path)
+    target = unpack(kvasir_zip, tmp_path / "out", into="", strip="Kvasir-SEG")
+    assert len(list((target / "images").iterdir())) == 3 and not _hidden(tmp_path)
+
+
+def test_interrupted_unpack_into_a_shared_folder(kvasir_zip, tmp_path, monkeypatch):
+    """Several archives unpack into one folder: a failing one leaves the others alone."""
+    dest = tmp_path / "HAM10000"
+    (dest / "HAM10000_images_part_1").mkdir(parents=True)
+    (dest / "HAM10000_images_part_1" / "ISIC_0000001.jpg").write_bytes(b"x")
+    before = sorted(p.relative_to(dest) for p in dest.rglob("*"))
+    with monkeypatch.context() as m:
+        m.setattr(dl.shutil, "copyfileobj", _fail_after(2, OSError("disk full")))
+        with pytest.raises(DownloadError, match=r"cannot unpack .*kvasir-seg.zip.*disk full"):
+            unpack(kvasir_zip, dest, into="")
+    assert sorted(p.relative_to(dest) for p in dest.rglob("*")) == before
+    assert not _hidden(tmp_path)
+    unpack(kvasir_zip, dest, into="")
+    assert (dest / "HAM10000_images_part_1" / "ISIC_0000001.jpg").read_bytes() == b"x"
+    assert len(list((dest / "Kvasir-SEG" / "masks").iterdir())) == 3
+
+
+def test_interrupted_install_then_rerun(tmp_path, kv_source, kvasir_zip, monkeypatch):
+    with monkeypatch.context() as m:
+        m.setattr(dl.shutil, "copyfileobj", _fail_after(1, OSError("disk full")))
+        with pytest.raises(DownloadError, match="disk full"):
+            install("kvasir", accept_license=True, root=tmp_path, progress=False,
+                    http=LocalHTTP(kvasir_zip))
+    assert not (tmp_path / "Kvasir-SEG").exists() and not _hidden(tmp_path)
+    folder = install("kvasir", accept_license=True, root=tmp_path, progress=False,
+                     http=LocalHTTP(kvasir_zip))
+    assert (folder / MARKER).is_file() and not _hidden(tmp_path)
+    assert len(load_dataset("kvasir", tmp_path, size=16, progress=False)) == 3
+
+
+def test_stale_staging_of_a_killed_unpack_is_swept(tmp_path, kv_source, kvasir_zip):
+    """A run killed outright (no cleanup) leaves its staging folder; the next run removes it."""
+    (tmp_path / ".Kvasir-SEG.tmp-999.unpack-999" / "images").mkdir(parents=True)
+    (tmp_path / ".out.unpack-999").mkdir()
+    unpack(kvasir_zip, tmp_path / "out", strip="Kvasir-SEG")
+    assert not (tmp_path / ".out.unpack-999").exists()
+    install("kvasir", accept_license=True, root=tmp_path, progress=False,
+            http=LocalHTTP(kvasir_zip))
+    assert not _hidden(tmp_path)
+
+
+def test_force_replaces_a_folder_by_renames(tmp_path, kv_source, kvasir_zip):
+    first = install("kvasir", accept_license=True, root=tmp_path, progress=False,
+                    http=LocalHTTP(kvasir_zip))
+    (first / "stale.txt").write_text("from the old install")
+    again = install("kvasir", accept_license=True, root=tmp_path, progress=False,
+                    force=True, http=LocalHTTP(kvasir_zip))
+    assert again == first and not (again / "stale.txt").exists()
+    assert (again / MARKER).is_file() and not _hidden(tmp_path)

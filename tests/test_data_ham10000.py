@@ -190,3 +190,48 @@ def test_metadata_missing_column(ham_copy):
     f.write_text(f.read_text().replace("lesion_id", "lesion", 1))
     with pytest.raises(DataError, match="lesion_id"):
         load_ham10000(ham_copy, size=16, progress=False)
+
+
+def test_metadata_row_without_image_id(ham_copy):
+    f = ham_copy / "HAM10000_metadata.csv"
+    f.write_text(f.read_text() + "HAM_0000001,,nv,histo,50.0,male,back,rosendahl\n")
+    with pytest.raises(DataError, match="has a row with no image_id") as e:
+        load_ham10000(ham_copy, size=16, progress=False)
+    assert "lesion_id='HAM_0000001'" in str(e.value) and e.value.path == str(f)
+
+
+def test_empty_and_undecodable_files_say_so_in_one_line(ham_copy):
+    img = _first(ham_copy, "ISIC_*.jpg")
+    img.write_bytes(b"")
+    with pytest.raises(DataError, match=f"image {img} is an empty file") as e:
+        load_ham10000(ham_copy, size=16, progress=False)
+    assert e.value.kind == UNREADABLE
+    img.write_bytes(b"not an image at all")
+    with pytest.raises(DataError, match="no image decoder recognises its contents") as e:
+        load_ham10000(ham_copy, size=16, progress=False)
+    assert "\n" not in str(e.value) and e.value.path == str(img)
+
+
+def test_size_mismatch_names_the_image_too(ham_copy):
+    img = _first(ham_copy, "ISIC_*.jpg")
+    iio.imwrite(img, np.zeros((12, 14, 3), np.uint8), extension=".jpg")
+    with pytest.raises(DataError, match=f"but its image {img} is 14x12") as e:
+        load_ham10000(ham_copy, size=16, progress=False)
+    assert e.value.kind == SIZE_MISMATCH and "_segmentation.png" in e.value.path
+
+
+def test_a_decoder_crash_becomes_a_named_error(ham_copy, monkeypatch):
+    """Whatever a decoding library raises, the loader and the checker name the sample."""
+    from medseg_kit.data import ham10000
+    from medseg_kit.data.check import check_dataset
+
+    def crash(path, *a, **k):
+        raise ZeroDivisionError("deep inside a decoder")
+
+    monkeypatch.setattr(ham10000, "read_image", crash)
+    with pytest.raises(DataError, match=r"cannot decode sample ISIC_\d+ \(.*ISIC_\d+\.jpg, "
+                       r".*_segmentation\.png\): ZeroDivisionError") as e:
+        load_ham10000(ham_copy, size=16, progress=False)
+    assert e.value.kind == UNREADABLE
+    r = check_dataset("ham10000", ham_copy)
+    assert r.counts["problems"] == N and "ZeroDivisionError" in r.problems[0].message

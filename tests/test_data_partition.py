@@ -1,9 +1,15 @@
 """Sites: every scheme deterministic, every index covered exactly once, summaries right."""
 
+import ast
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from medseg_kit.data import SegData, make_sites, partition_iid
+import medseg_kit.data
+from medseg_kit.data import PARTITIONS, SegData, make_sites, partition_iid
+from medseg_kit.data import base as data_base
+from medseg_kit.data import partition as data_partition
 from medseg_kit.data.partition import (
     acquisition_profile,
     apply_acquisition,
@@ -103,7 +109,33 @@ def test_site_labels(data):
         site_labels(data, "nonsense")
 
 
-@pytest.mark.parametrize("scheme", ["iid", "quantity", "label", "acquisition"])
+def test_partitions_is_the_one_list_of_schemes(data):
+    assert PARTITIONS == ("iid", "quantity", "label", "acquisition")
+    assert medseg_kit.data.PARTITIONS is data_partition.PARTITIONS
+    assert "PARTITIONS" in medseg_kit.data.__all__
+    for scheme in PARTITIONS:
+        assert make_sites(data, scheme, num_sites=2).scheme == scheme
+    with pytest.raises(ValueError, match="unknown partition scheme 'dirichlet'; choose from "
+                       "iid, quantity, label, acquisition"):
+        make_sites(data, "dirichlet")
+
+
+def test_base_does_not_import_partition():
+    """base.py is the bottom layer: partition builds on it, never the other way round."""
+    tree = ast.parse(Path(data_base.__file__).read_text())
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            imported.add(node.module or "")
+            imported.update(a.name for a in node.names)
+        elif isinstance(node, ast.Import):
+            imported.update(a.name for a in node.names)
+    assert not any("partition" in name for name in imported), imported
+    assert not hasattr(data_base, "partition_iid")
+    assert medseg_kit.data.partition_iid is data_partition.partition_iid
+
+
+@pytest.mark.parametrize("scheme", PARTITIONS)
 @pytest.mark.parametrize("by", [None, "localization", "lesion_size", "class_presence"])
 def test_make_sites(data, scheme, by):
     p = make_sites(data, scheme, num_sites=3, seed=4, concentration=0.5, by=by)

@@ -191,10 +191,19 @@ def is_junk(path: Path) -> bool:
 
 
 def _imread(path: Path, what: str) -> np.ndarray:
+    """The pixels of ``path``; a one-line DataError naming the file when it is empty,
+    truncated, damaged or no image at all (whatever the decoding library raised)."""
+    if path.is_file() and path.stat().st_size == 0:
+        raise DataError(f"{what} {path} is an empty file (0 bytes); expected an image", path,
+                        UNREADABLE)
     try:
         return np.asarray(io.imread(path))
-    except Exception as e:  # truncated, empty or not an image: say which file
-        raise DataError(f"cannot read {what} {path}: {e}", path, UNREADABLE) from e
+    except Exception as e:
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        if reason.startswith("Could not find a backend"):  # imageio: no plugin took it
+            reason = "no image decoder recognises its contents"
+        raise DataError(f"cannot read {what} {path}: {reason} (truncated, damaged or not an "
+                        f"image?)", path, UNREADABLE) from e
 
 
 def read_image(path: Path, channels: int = 3) -> np.ndarray:
@@ -225,12 +234,14 @@ def read_image(path: Path, channels: int = 3) -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
-def read_mask(path: Path, shape: tuple[int, int] | None = None) -> np.ndarray:
+def read_mask(path: Path, shape: tuple[int, int] | None = None,
+              image: Path | None = None) -> np.ndarray:
     """A 2-D uint8 grey mask decoded by the mask policy of this module.
 
     Args:
         path: the mask file.
         shape: the (H, W) of its image; a mask of another size is a DataError.
+        image: the image file, named in that DataError.
     """
     path = Path(path)
     m = _imread(path, "mask")
@@ -253,14 +264,16 @@ def read_mask(path: Path, shape: tuple[int, int] | None = None) -> np.ndarray:
             raise DataError(f"mask {path} is {m.dtype} with values {vals.tolist()}...; expected "
                             f"8-bit values (or 16-bit multiples of 257)", path, MASK_VALUES)
     if shape is not None and m.shape != tuple(shape):
-        raise DataError(f"mask {path} is {m.shape[1]}x{m.shape[0]} but its image is "
+        its = "its image" if image is None else f"its image {image}"
+        raise DataError(f"mask {path} is {m.shape[1]}x{m.shape[0]} but {its} is "
                         f"{shape[1]}x{shape[0]}; expected the same size", path, SIZE_MISMATCH)
     return m
 
 
-def read_binary_mask(path: Path, shape: tuple[int, int] | None = None) -> np.ndarray:
+def read_binary_mask(path: Path, shape: tuple[int, int] | None = None,
+                     image: Path | None = None) -> np.ndarray:
     """A 0/1 mask: 0/1 label images as they are, anything else thresholded at 128."""
-    m = read_mask(path, shape)
+    m = read_mask(path, shape, image)
     if m.max() <= 1:
         return m
     return (m >= 128).astype(np.uint8)
@@ -328,13 +341,26 @@ def spread(items: Sequence, limit: int | None) -> list:
     return [items[i] for i in np.linspace(0, len(items) - 1, limit).round().astype(int)]
 
 
+def decode_item(decode: Callable[[Item], tuple], item: Item) -> tuple:
+    """``decode(item)``; any failure that is not already a DataError (a decoder library
+    choking on a damaged file) becomes one naming the sample's files."""
+    try:
+        return decode(item)
+    except DataError:
+        raise
+    except Exception as e:
+        files = ", ".join(str(p) for p in (item.image, *item.masks))
+        raise DataError(f"cannot decode sample {item.id} ({files}): {type(e).__name__}: {e}",
+                        item.image, UNREADABLE) from e
+
+
 def decode_items(name: str, items: Sequence[Item], decode: Callable[[Item], tuple],
                  size: int, progress: bool = True) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """Decode every item at full size, resize it by the policy; the arrays and the meta."""
     images = masks = None
     meta = []
     for i, item in enumerate(tqdm(items, desc=name, disable=not progress, leave=False)):
-        img, msk = decode(item)
+        img, msk = decode_item(decode, item)
         if images is None:
             images = np.empty((len(items), size, size, img.shape[2]), np.uint8)
             masks = np.empty((len(items), size, size), np.uint8)
@@ -377,9 +403,14 @@ def register_dataset(name: str, loader: Loader, synthesizer: Synthesizer, *,
         CLASSES[name] = tuple(class_names)
 
 
+def list_datasets() -> list[str]:
+    """The names of the registered datasets, sorted (``LOADERS`` is the registry)."""
+    return sorted(LOADERS)
+
+
 def _check_name(name: str) -> None:
     if name not in LOADERS:
-        raise ValueError(f"unknown dataset {name!r}; available: {', '.join(sorted(LOADERS))}")
+        raise ValueError(f"unknown dataset {name!r}; available: {', '.join(list_datasets())}")
 
 
 def load_dataset(name: str, root: str | Path, size: int = 128, cache: bool = True,
@@ -524,10 +555,3 @@ def train_test_split(n: int, test_fraction: float = 0.2, seed: int = 0,
         count += int(counts[g])
     is_test = in_test[inverse.ravel()]
     return np.flatnonzero(~is_test), np.flatnonzero(is_test)
-
-
-def partition_iid(n: int, num_sites: int, seed: int = 0):
-    """Kept for old imports; see :func:`medseg_kit.data.partition.partition_iid`."""
-    from .partition import partition_iid as _iid
-
-    return _iid(n, num_sites, seed=seed)

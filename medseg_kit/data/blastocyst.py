@@ -5,7 +5,8 @@ Classes (the one class map of the kit, :data:`CLASS_NAMES`)::
     0 background   1 zona pellucida (ZP)   2 trophectoderm (TE)   3 blastocoel
     4 inner cell mass (ICM)
 
-Two on-disk layouts are read; ``layout="auto"`` picks the one it finds.
+Two on-disk layouts are read; ``layout="auto"`` picks the one it finds, and refuses
+(naming both) a folder that holds both — pass ``layout=`` or point at one of them.
 
 1. **BlastsOnline** (the published archive; ``<root>`` or ``<root>/BlastsOnline``)::
 
@@ -52,6 +53,7 @@ from tqdm.auto import tqdm
 from ._synth import polar_distance, smooth_noise, smoothstep, worley
 from .base import (
     EMPTY,
+    LAYOUT,
     MASK_VALUES,
     MISSING_MASK,
     DataError,
@@ -78,6 +80,8 @@ WRITE_CODES = {BACKGROUND: 0, ZP: 64, TE: 128, BLASTOCOEL: 192, ICM: 255}
 GT_PARTS = (("GT_ZP", " ZP_Mask.bmp", ZP), ("GT_TE", " TE_Mask.bmp", TE),
             ("GT_ICM", " ICM_Mask.bmp", ICM))
 GRAY_DIR = "blastocyst_gray"
+LAYOUTS = ("auto", "blastsonline", "gray")
+_LAYOUT_NAMES = {"blastsonline": "BlastsOnline", "gray": "grey-coded"}
 _IMAGE_EXTS = {".bmp", ".png", ".jpg", ".jpeg", ".tif", ".tiff"}
 _MASK_EXTS = {".png", ".bmp", ".tif", ".tiff"}
 
@@ -90,26 +94,55 @@ def _ci_children(folder: Path) -> dict[str, Path]:
     return {p.name.lower(): p for p in sorted(folder.iterdir()) if not is_junk(p)}
 
 
-def find_layout(root: Path, layout: str = "auto") -> tuple[str, Path]:
-    """``("blastsonline" | "gray", folder)`` for the data under ``root``."""
+def find_layouts(root: Path) -> list[tuple[str, Path]]:
+    """Every ``(layout, folder)`` under ``root``: ``root`` itself and its sub-folders
+    (one level down, ``blastocyst_gray`` included), BlastsOnline ones first."""
     root = Path(root)
-    if layout not in ("auto", "blastsonline", "gray"):
-        raise ValueError(f"layout must be 'auto', 'blastsonline' or 'gray'; got {layout!r}")
     cands = [root, *(p for p in _ci_children(root).values() if p.is_dir())]
-    if layout in ("auto", "blastsonline"):
-        for c in cands:
-            kids = _ci_children(c)
-            if all(k in kids for k in ("images", "gt_icm", "gt_te", "gt_zp")):
-                return "blastsonline", c
-    if layout in ("auto", "gray"):
-        for c in (root, root / GRAY_DIR, *cands):
-            kids = _ci_children(c)
-            if "images" in kids and "masks" in kids:
-                return "gray", c
+    found = []
+    for c in cands:
+        kids = _ci_children(c)
+        if all(k in kids for k in ("images", "gt_icm", "gt_te", "gt_zp")):
+            found.append(("blastsonline", c))
+    for c in cands:
+        kids = _ci_children(c)
+        if "images" in kids and "masks" in kids:
+            found.append(("gray", c))
+    return found
+
+
+def find_layout(root: Path, layout: str = "auto") -> tuple[str, Path]:
+    """``("blastsonline" | "gray", folder)`` for the data under ``root``.
+
+    ``layout="auto"`` takes the one layout found; when ``root`` holds more than one (e.g.
+    a BlastsOnline folder next to a ``blastocyst_gray`` one) it refuses and names them all,
+    so that the data used is never a silent guess. ``layout="blastsonline"`` or ``"gray"``
+    picks that kind (it must then be found once).
+    """
+    root = Path(root)
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}; got {layout!r}")
+    found = [(k, f) for k, f in find_layouts(root) if layout in ("auto", k)]
+    if len(found) == 1:
+        return found[0]
+    if found:
+        where = " and ".join(f"the {_LAYOUT_NAMES[k]} layout in {f}" for k, f in found)
+        folders = list(dict.fromkeys(str(f) for _, f in found if f != root))
+        kinds = list(dict.fromkeys(k for k, _ in found))
+        how = []
+        if folders:
+            how.append(f"point the root (--root, --data-root) at {' or '.join(folders)}")
+        if len(kinds) > 1:
+            flags = " or ".join(f"--layout {k}" for k in kinds)
+            how.append(f"choose the layout (data check: {flags}; layout= in load_dataset)")
+        raise DataError(f"blastocyst data under {root} is ambiguous: found {where}; use one: "
+                        f"{', or '.join(how)}", root, LAYOUT)
+    wanted = {"blastsonline": f"the BlastsOnline layout ({root}/Images/<n>.BMP with "
+                              f"GT_ICM/, GT_TE/, GT_ZP/ masks)",
+              "gray": f"the grey-coded layout ({root}/{GRAY_DIR}/images/ and masks/)"}
+    expected = " or ".join(v for k, v in wanted.items() if layout in ("auto", k))
     raise DataError(
-        f"no blastocyst data under {root}: expected the BlastsOnline layout "
-        f"({root}/Images/<n>.BMP with GT_ICM/, GT_TE/, GT_ZP/ masks) or the grey-coded "
-        f"layout ({root}/{GRAY_DIR}/images/ and masks/) (make synthetic data with "
+        f"no blastocyst data under {root}: expected {expected} (make synthetic data with "
         f"`medseg-kit data synth --dataset blastocyst --out {root}`)", root, EMPTY)
 
 
@@ -194,8 +227,9 @@ def decode_blastocyst(item: Item, channels: int = 3) -> tuple[np.ndarray, np.nda
     img = read_image(item.image, channels=channels)
     shape = img.shape[:2]
     if item.meta.get("layout") == "gray":
-        return img, decode_grey_codes(read_mask(item.masks[0], shape), item.masks[0])
-    zp, te, icm = (read_binary_mask(p, shape) for p in item.masks)
+        return img, decode_grey_codes(read_mask(item.masks[0], shape, item.image),
+                                      item.masks[0])
+    zp, te, icm = (read_binary_mask(p, shape, item.image) for p in item.masks)
     return img, compose_blastsonline(zp, te, icm)
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .base import CLASSES, DECODERS, SCANNERS, UNREADABLE, DataError, _check_name
+from .base import CLASSES, DECODERS, SCANNERS, DataError, _check_name, decode_item
 
 
 @dataclass
@@ -60,8 +60,9 @@ class CheckReport:
             out.setdefault(p.kind, []).append(p)
         return out
 
-    def format(self, limit: int = 20) -> str:
-        """A readable report: counts, then each kind of problem with its files."""
+    def format(self, limit: int = 20, extra_limit: int = 10) -> str:
+        """A readable report: counts, each kind of problem with its files (the first
+        ``limit`` of each), then the unused files (the first ``extra_limit``)."""
         c = self.counts
         lines = [f"{self.dataset} at {self.root}: {c.get('samples', 0)} samples, "
                  f"{c.get('decoded', 0)} decoded, {c.get('extra_files', 0)} unused file(s), "
@@ -75,6 +76,13 @@ class CheckReport:
             lines += [f"  - {p.message}" for p in probs[:limit]]
             if len(probs) > limit:
                 lines.append(f"  ... and {len(probs) - limit} more")
+        n_extra = c.get("extra_files", len(self.extra))
+        if n_extra:
+            lines.append(f"unused file(s) ({n_extra}): in the layout, but no sample uses them")
+            shown = self.extra[:extra_limit]
+            lines += [f"  - {p}" for p in shown]
+            if n_extra > len(shown):
+                lines.append(f"  ... and {n_extra - len(shown)} more")
         lines.append("OK" if self.ok else "NOT OK: the loader will refuse this folder")
         return "\n".join(lines)
 
@@ -114,13 +122,9 @@ def check_dataset(name: str, root: str | Path, decode: bool = True, limit: int |
         items = scan.items if limit is None else scan.items[:limit]
         for item in tqdm(items, desc=f"checking {name}", disable=not progress, leave=False):
             try:
-                _, mask = DECODERS[name](item)
+                _, mask = decode_item(DECODERS[name], item)
             except DataError as e:
                 report.problems.append(_problem(e))
-                continue
-            except Exception as e:  # anything else is still a file we could not read
-                report.problems.append(Problem(UNREADABLE, str(item.image),
-                                               f"cannot decode {item.image}: {e}"))
                 continue
             decoded += 1
             pixels.update(dict(enumerate(np.bincount(mask.ravel()).tolist())))

@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from .base import LOADERS, data_dir, synthesize
+from .base import data_dir, list_datasets, synthesize
 from .check import check_dataset
 from .download import (
     SOURCES,
@@ -39,7 +39,7 @@ def add_data_commands(subparsers) -> argparse.ArgumentParser:
     data = subparsers.add_parser("data", help="check, synthesize or download datasets",
                                  description="Check, synthesize or download datasets.")
     sub = data.add_subparsers(dest="data_command", required=True)
-    names = sorted(LOADERS)
+    names = list_datasets()
 
     check = sub.add_parser("check", help="report every problem in a dataset folder",
                            description="Scan and decode a dataset folder; list every "

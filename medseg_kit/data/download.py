@@ -11,10 +11,12 @@ What :func:`install` guarantees:
 - every file is checked against its published checksum (pooch verifies ``md5:`` /
   ``sha256:`` hashes; a mismatch deletes the file); where no checksum is published this is
   said in :data:`SOURCES` and the SHA-256 of what was fetched is recorded instead;
-- archives are unpacked into a temporary folder next to the destination, the sample
-  counts are verified there with the dataset's own scanner, a completion marker
-  (``.medseg_complete.json``: files, hashes, counts) is written, and only then is the
-  folder renamed into place — a half-unpacked folder never looks complete.
+- archives are unpacked into a temporary folder next to the destination (each archive
+  itself all or nothing: :func:`unpack` extracts into a staging folder and moves it into
+  place with :func:`os.replace`), the sample counts are verified there with the dataset's
+  own scanner, a completion marker (``.medseg_complete.json``: files, hashes, counts) is
+  written, and only then is the folder renamed into place — a failure or an interrupt
+  leaves no partial dataset, and a half-unpacked folder never looks complete.
 
 The HAM10000 and Kvasir-SEG archives download automatically; the BlastsOnline archive is
 shared by its authors on request, so it is a manual step: fetch it yourself and pass the
@@ -35,7 +37,7 @@ from pathlib import Path
 
 import pooch
 
-from .base import LOADERS, SCANNERS, data_dir
+from .base import LOADERS, SCANNERS, DataError, data_dir
 
 MARKER = ".medseg_complete.json"
 USER_AGENT = "medseg_kit (https://github.com/; dataset installer; pooch)"
@@ -274,20 +276,28 @@ def verify_file(path: Path, remote: RemoteFile) -> dict:
 
 
 # ----------------------------------------------------------------- unpacking
-def _safe_target(dest: Path, member: str) -> Path:
+def _safe_target(dest: Path, member: str, shown: Path | None = None) -> Path:
+    """Where ``member`` lands in ``dest``; DownloadError when it would land outside
+    (``../`` or an absolute name). ``shown`` is the folder named in the message."""
     target = (dest / member).resolve()
     if not str(target).startswith(str(dest.resolve()) + os.sep) and target != dest.resolve():
-        raise DownloadError(f"archive member {member!r} would land outside {dest}")
+        raise DownloadError(f"archive member {member!r} would land outside {shown or dest}")
     return target
 
 
 def unpack(archive: Path, dest: Path, into: str = "", strip: str | None = None) -> Path:
     """Unpack a .zip or .tar(.gz) ``archive`` into ``dest/into`` exactly as it is laid out,
-    except that a single top folder named ``strip`` (default: ``into``) is not nested."""
+    except that a single top folder named ``strip`` (default: ``into``) is not nested.
+
+    All or nothing: the archive is extracted into a temporary folder beside the target
+    (``.<target>.unpack-<pid>``) and only a complete extraction is moved into place
+    (:func:`os.replace`; entry by entry when the target already exists, as when several
+    archives unpack into one folder). A failure — a truncated archive, a full disk, an
+    interrupt — removes the temporary folder and leaves the target as it was.
+    """
     archive = Path(archive)
     strip_top = strip if strip is not None else into
     target = dest / into if into else dest
-    target.mkdir(parents=True, exist_ok=True)
     if zipfile.is_zipfile(archive):
         opened = zipfile.ZipFile(archive)
         listing = lambda a: [(i.filename, i.is_dir(), i) for i in a.infolist()]  # noqa: E731
@@ -299,21 +309,49 @@ def unpack(archive: Path, dest: Path, into: str = "", strip: str | None = None) 
         read = lambda a, member: a.extractfile(member)  # noqa: E731
     else:
         raise DownloadError(f"{archive} is neither a zip nor a tar archive (truncated?)")
-    with opened as a:
-        entries = listing(a)
-        strip = _strip_prefix([e[0] for e in entries], strip_top)
-        for name, is_dir, member in entries:
-            name = name[len(strip):] if name.startswith(strip) else name
-            if not name:
-                continue
-            out = _safe_target(target, name)
-            if is_dir:
-                out.mkdir(parents=True, exist_ok=True)
-                continue
-            out.parent.mkdir(parents=True, exist_ok=True)
-            with read(a, member) as src, open(out, "wb") as dst:
-                shutil.copyfileobj(src, dst, 1 << 20)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # The staging name starts with the target's own name, so that install's sweep of its
+    # temporary folders (".<folder>.tmp-*") also removes a staging folder a killed run left.
+    prefix = f".{target.name.lstrip('.')}.unpack-"
+    for stale in target.parent.glob(f"{prefix}*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    staging = target.parent / f"{prefix}{os.getpid()}"
+    try:
+        with opened as a:
+            staging.mkdir()
+            entries = listing(a)
+            strip = _strip_prefix([e[0] for e in entries], strip_top)
+            for name, is_dir, member in entries:
+                name = name[len(strip):] if name.startswith(strip) else name
+                if not name:
+                    continue
+                out = _safe_target(staging, name, target)
+                if is_dir:
+                    out.mkdir(parents=True, exist_ok=True)
+                    continue
+                out.parent.mkdir(parents=True, exist_ok=True)
+                with read(a, member) as src, open(out, "wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+        if target.exists():
+            _move_into(staging, target)
+        else:
+            os.replace(staging, target)
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as e:
+        raise DownloadError(f"cannot unpack {archive} into {target}: {e}") from e
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def _move_into(src: Path, dst: Path) -> None:
+    """Move the contents of folder ``src`` into the existing folder ``dst`` (renames; a
+    folder present in both is merged, a file present in both is replaced)."""
+    for p in sorted(src.iterdir()):
+        q = dst / p.name
+        if p.is_dir() and q.is_dir():
+            _move_into(p, q)
+        else:
+            os.replace(p, q)
 
 
 def _strip_prefix(names: list[str], top: str | None) -> str:
@@ -325,13 +363,31 @@ def _strip_prefix(names: list[str], top: str | None) -> str:
 
 def count_samples(dataset: str, folder: Path) -> tuple[int, list[str]]:
     """(complete samples, problems) by the dataset's own scanner."""
-    scan = SCANNERS[dataset](folder)
+    try:
+        scan = SCANNERS[dataset](folder)
+    except DataError as e:  # no recognisable layout at all
+        return 0, [str(e)]
     return len(scan.items), [str(p) for p in scan.problems]
 
 
 # ------------------------------------------------------------------- install
 def is_complete(folder: Path) -> bool:
     return (Path(folder) / MARKER).is_file()
+
+
+def _replace_folder(new: Path, final: Path, aside: Path) -> None:
+    """Put folder ``new`` at ``final`` by renames: an existing ``final`` is first moved to
+    ``aside`` (and put back if the second rename fails), then deleted."""
+    if not final.exists():
+        os.replace(new, final)
+        return
+    os.replace(final, aside)
+    try:
+        os.replace(new, final)
+    except OSError:
+        os.replace(aside, final)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def install(name: str, accept_license: bool = False, root: str | Path | None = None,
@@ -401,9 +457,7 @@ def install(name: str, accept_license: bool = False, root: str | Path | None = N
                   "license_accepted": True, "installed": time.strftime("%Y-%m-%d %H:%M:%S"),
                   "homepage": src.homepage}
         (tmp / MARKER).write_text(json.dumps(marker, indent=1))
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        _replace_folder(tmp, final, root / f".{src.folder}.tmp-old-{os.getpid()}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if not keep_archives:

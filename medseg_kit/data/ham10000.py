@@ -154,8 +154,14 @@ def scan_ham10000(root: Path, **_) -> Scan:
         return scan
     if not rows:
         scan.problems.append(DataError(f"metadata {meta_file} has no rows", meta_file, EMPTY))
+    for r in rows:
+        if not r["image_id"]:
+            cells = ", ".join(f"{k}={v!r}" for k, v in r.items() if v not in ("", None))
+            scan.problems.append(DataError(f"metadata {meta_file} has a row with no image_id "
+                                           f"({cells[:120] or 'all cells empty'})",
+                                           meta_file, METADATA))
     seen: set[str] = set()
-    for r in sorted(rows, key=lambda r: r["image_id"]):
+    for r in sorted((r for r in rows if r["image_id"]), key=lambda r: r["image_id"]):
         iid = r["image_id"].upper()
         if iid in seen:
             scan.problems.append(DataError(f"metadata {meta_file} lists {iid} twice",
@@ -196,7 +202,7 @@ def _pick(iid: str, paths: list[str], what: str, scan: Scan) -> Path | None:
 def decode_ham10000(item: Item) -> tuple[np.ndarray, np.ndarray]:
     """Full-size RGB image and its 0/1 lesion mask."""
     img = read_image(item.image)
-    return img, read_binary_mask(item.masks[0], img.shape[:2])
+    return img, read_binary_mask(item.masks[0], img.shape[:2], item.image)
 
 
 def load_ham10000(root: Path, size: int = 128, progress: bool = True,

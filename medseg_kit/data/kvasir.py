@@ -4,6 +4,8 @@ Real layout, exactly as the official archive unpacks::
 
     Kvasir-SEG/images/<id>.jpg     RGB, 332x487 up to 1920x1072
     Kvasir-SEG/masks/<id>.jpg      same name; JPEG, so grey values around 0 and 255
+                                   (or <id>.png: masks converted to 8-bit grey, 16-bit
+                                   or RGB(A) PNG are read too)
     Kvasir-SEG/kavsir_bboxes.json  {"<id>": {"height", "width", "bbox": [{"label",
                                     "xmin", "ymin", "xmax", "ymax"}, ...]}, ...}
 
@@ -40,8 +42,9 @@ from .base import (
 )
 
 CLASS_NAMES = ("background", "polyp")
+MASK_EXTS = (".jpg", ".png")  # the mask formats read, in order of preference
 _ID_CHARS = np.array(list(string.ascii_lowercase + string.digits))
-__all__ = ["CLASS_NAMES", "decode_kvasir", "find_root", "list_pairs", "load_kvasir",
+__all__ = ["CLASS_NAMES", "MASK_EXTS", "decode_kvasir", "find_root", "list_pairs", "load_kvasir",
            "read_binary_mask", "read_image", "scan_kvasir", "synth_polyp_image",
            "synthesize_kvasir"]
 
@@ -53,17 +56,23 @@ def find_root(root: Path) -> Path:
             return cand
     raise DataError(
         f"no Kvasir-SEG data under {root}: expected {root}/Kvasir-SEG/images/*.jpg and "
-        f"{root}/Kvasir-SEG/masks/*.jpg (make synthetic data with "
+        f"{root}/Kvasir-SEG/masks/*.jpg or *.png (make synthetic data with "
         f"`medseg-kit data synth --dataset kvasir --out {root}`)", root, EMPTY)
 
 
 def scan_kvasir(root: Path, **_) -> Scan:
     """List the (image, mask) pairs; an image without its mask is a problem, a mask without
-    its image is an extra file."""
+    its image (or any other file the loader does not read) is an extra file.
+
+    The mask of ``images/<id>.jpg`` is ``masks/<id>.jpg``, or ``masks/<id>.png`` (masks
+    converted to PNG: 8-bit grey, 16-bit or RGB(A), decoded by the mask policy of
+    :mod:`~medseg_kit.data.base`); the extension's case does not matter and ``.jpg`` wins
+    when both are there. A mask in another format is named in the problem.
+    """
     base = find_root(Path(root))
     scan = Scan(base, synthetic=(base / "SYNTHETIC").is_file())
-    images = sorted(p for p in (base / "images").iterdir()
-                    if p.suffix.lower() == ".jpg" and not is_junk(p))
+    entries = sorted(p for p in (base / "images").iterdir() if not is_junk(p))
+    images = [p for p in entries if p.suffix.lower() == ".jpg"]
     if not images:
         scan.problems.append(DataError(f"{base / 'images'} holds no .jpg images",
                                        base / "images", EMPTY))
@@ -76,19 +85,61 @@ def scan_kvasir(root: Path, **_) -> Scan:
             boxes = json.loads(bbox_file.read_text())
         except (ValueError, UnicodeDecodeError) as e:
             scan.problems.append(DataError(f"cannot parse {bbox_file}: {e}", bbox_file))
-    names = set()
-    for img in images:
-        m = base / "masks" / img.name
-        names.add(img.name)
-        if m.is_file():
-            scan.items.append(Item(img.stem, img, (m,),
-                                   {"bboxes": boxes.get(img.stem, {}).get("bbox", [])}))
         else:
-            scan.problems.append(DataError(f"image {img} has no mask; expected {m}", m,
-                                           MISSING_MASK))
-    scan.extra = sorted(p for p in (base / "masks").iterdir()
-                        if p.name not in names and not is_junk(p))
+            if not isinstance(boxes, dict):
+                scan.problems.append(DataError(
+                    f"{bbox_file} holds a JSON {type(boxes).__name__}; expected an object "
+                    f'{{"<id>": {{"height", "width", "bbox": [...]}}, ...}}', bbox_file))
+                boxes = {}
+    by_stem: dict[str, list[Path]] = {}
+    for p in sorted((base / "masks").iterdir()):
+        if not is_junk(p):
+            by_stem.setdefault(p.stem, []).append(p)
+    used: set[Path] = set()
+    for img in images:
+        found = by_stem.get(img.stem, [])
+        m = _pick_mask(img, found)
+        if m is not None:
+            used.add(m)
+            scan.items.append(Item(img.stem, img, (m,), {"bboxes": _bboxes(boxes, img.stem)}))
+            continue
+        expected = base / "masks" / img.name
+        others = [p for p in found if p.is_file()]
+        if others:
+            used.update(others)  # named in the problem; not listed again as unused
+            scan.problems.append(DataError(
+                f"image {img} has no mask in a format the loader reads: found "
+                f"{', '.join(str(p) for p in others)}; expected {expected} (or "
+                f"{expected.with_suffix('.png')})", others[0], MISSING_MASK))
+        else:
+            scan.problems.append(DataError(
+                f"image {img} has no mask; expected {expected} (or "
+                f"{expected.with_suffix('.png')})", expected, MISSING_MASK))
+    scan.extra = [p for p in entries if p.suffix.lower() != ".jpg"]
+    scan.extra += [p for ps in by_stem.values() for p in ps if p not in used]
     return scan
+
+
+def _pick_mask(image: Path, found: list[Path]) -> Path | None:
+    """The mask of ``image`` among the files of the same stem: the exact name first, then
+    the first ``.jpg``, then the first ``.png`` (any case)."""
+    files = [p for p in found if p.is_file()]
+    for p in files:
+        if p.name == image.name:
+            return p
+    for ext in MASK_EXTS:
+        for p in files:
+            if p.suffix.lower() == ext:
+                return p
+    return None
+
+
+def _bboxes(boxes: dict, image_id: str) -> list:
+    """The ``bbox`` list of ``image_id`` in ``kavsir_bboxes.json`` (empty when absent or
+    not a list)."""
+    entry = boxes.get(image_id, {})
+    bbox = entry.get("bbox", []) if isinstance(entry, dict) else []
+    return bbox if isinstance(bbox, list) else []
 
 
 def list_pairs(root: Path) -> list[tuple[Path, Path]]:
@@ -99,9 +150,9 @@ def list_pairs(root: Path) -> list[tuple[Path, Path]]:
 
 
 def decode_kvasir(item: Item) -> tuple[np.ndarray, np.ndarray]:
-    """Full-size RGB image and 0/1 mask (JPEG mask thresholded at 128)."""
+    """Full-size RGB image and 0/1 mask (JPEG or PNG mask thresholded at 128)."""
     img = read_image(item.image)
-    return img, read_binary_mask(item.masks[0], img.shape[:2])
+    return img, read_binary_mask(item.masks[0], img.shape[:2], item.image)
 
 
 def load_kvasir(root: Path, size: int = 128, progress: bool = True,

@@ -29,7 +29,9 @@ from scipy.ndimage import gaussian_filter
 
 from .base import SegData
 
-SCHEMES = ("iid", "quantity", "label", "acquisition")
+# The partition schemes, in teaching order: the one list the CLI, the run config, the
+# widgets and the tests read (``make_sites`` accepts exactly these).
+PARTITIONS: tuple[str, ...] = ("iid", "quantity", "label", "acquisition")
 
 
 class Partition(list):
@@ -294,7 +296,8 @@ def make_sites(data: SegData, scheme: str = "iid", num_sites: int = 3, seed: int
 
     Args:
         data: the dataset to deal out.
-        scheme: ``iid``, ``quantity``, ``label`` or ``acquisition``.
+        scheme: one of :data:`PARTITIONS` (``iid``, ``quantity``, ``label``,
+            ``acquisition``).
         num_sites: number of sites.
         seed: random seed.
         concentration: Dirichlet concentration (``quantity`` and ``label``).
@@ -303,6 +306,9 @@ def make_sites(data: SegData, scheme: str = "iid", num_sites: int = 3, seed: int
             for multi-class ones.
         strength: acquisition shift strength (``acquisition``).
     """
+    if scheme not in PARTITIONS:
+        raise ValueError(f"unknown partition scheme {scheme!r}; choose from "
+                         f"{', '.join(PARTITIONS)}")
     if by is None:
         by = ("dx" if any("dx" in m for m in data.meta)
               else "lesion_size" if data.num_classes == 2 else "dominant_class")
@@ -316,8 +322,8 @@ def make_sites(data: SegData, scheme: str = "iid", num_sites: int = 3, seed: int
         part = partition_dirichlet(labels, num_sites, concentration, seed)
     elif scheme == "acquisition":
         part = partition_acquisition(n, num_sites, seed, strength, labels)
-    else:
-        raise ValueError(f"unknown scheme {scheme!r}; choose from {', '.join(SCHEMES)}")
+    else:  # unreachable while every name in PARTITIONS has its branch above
+        raise AssertionError(f"partition scheme {scheme!r} has no branch in make_sites")
     part.params["by"] = by
     part.summary["by"] = by
     return part

@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 
 from ..data.base import SegData
-from ..data.partition import SCHEMES, make_sites
+from ..data.partition import PARTITIONS, make_sites
 from ..data.plots import plot_partition
 from ._base import WidgetBase, figure_png
 
@@ -65,8 +65,8 @@ class SiteExplorer(WidgetBase):
 
         if not datasets:
             raise ValueError("datasets is empty; pass {name: SegData}")
-        if scheme not in SCHEMES:
-            raise ValueError(f"unknown scheme {scheme!r}; choose from {', '.join(SCHEMES)}")
+        if scheme not in PARTITIONS:
+            raise ValueError(f"unknown scheme {scheme!r}; choose from {', '.join(PARTITIONS)}")
         if not concentration > 0:
             raise ValueError(f"concentration={concentration!r}: expected > 0")
         self.datasets, self.seed = datasets, seed
@@ -77,7 +77,7 @@ class SiteExplorer(WidgetBase):
         style = {"description_width": "initial"}
         self.dataset = W.Dropdown(options=list(datasets), value=first, description="dataset",
                                   style=style)
-        self.scheme = W.Dropdown(options=list(SCHEMES), value=scheme, description="scheme",
+        self.scheme = W.Dropdown(options=list(PARTITIONS), value=scheme, description="scheme",
                                  style=style)
         self.scheme.add_class("medseg-site-scheme")
         self.by = W.Dropdown(options=choices, value=by or choices[0], description="label",
