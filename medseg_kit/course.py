@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .federated.config import RunConfig
+from .federated.config import STRATEGIES, RunConfig
 
 #: Seeds every claim is averaged over (mean ± std).
 SEEDS = (0, 1, 2)
@@ -43,7 +43,7 @@ def quickstart() -> list[RunConfig]:
 
 def strategies() -> list[RunConfig]:
     """Notebook 04: all six strategies on IID sites (shares 00's runs)."""
-    return runs(("centralized", "local", "fl", "sl", "sflv1", "sflv2"))
+    return runs(STRATEGIES)
 
 
 def non_iid(partitions=("iid", "quantity", "label", "acquisition"),

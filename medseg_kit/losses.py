@@ -32,6 +32,10 @@ def pixel_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits, target)
 
 
+#: the loss names a run may ask for (the one list the CLI and the config read)
+LOSSES = ("dice_ce", "ce", "dice")
+
+
 def make_loss(name: str = "dice_ce", dice_weight: float = 0.5):
     """``"ce"`` (BCE/CE), ``"dice"`` or ``"dice_ce"`` (``(1-w)*CE + w*Dice``)."""
     if name == "ce":
@@ -43,4 +47,4 @@ def make_loss(name: str = "dice_ce", dice_weight: float = 0.5):
             return ((1 - dice_weight) * pixel_loss(logits, target)
                     + dice_weight * soft_dice_loss(logits, target))
         return dice_ce
-    raise ValueError(f"unknown loss {name!r}; choose 'ce', 'dice' or 'dice_ce'")
+    raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")

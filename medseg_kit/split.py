@@ -208,6 +208,20 @@ class Split:
                 f"back={self.back}, up={self.up}, down={self.down}, kept={self.kept})")
 
 
+SPLIT_KINDS = ("ushaped", "vanilla")
+
+
+def resolve_cut(net: StagedNet, cut: tuple[int, int] | None = None,
+                kind: str = "ushaped") -> tuple[int, int]:
+    """The ``(front, back)`` a run uses: ``cut`` or the model's default cut; for the
+    ``vanilla`` split ``back`` is the last stage (the server runs to the logits and the
+    labels go to it), whatever ``cut`` says. The one place this rule is written."""
+    if kind not in SPLIT_KINDS:
+        raise ValueError(f"split must be one of {', '.join(SPLIT_KINDS)}; got {kind!r}")
+    front, back = cut if cut is not None else net.default_cut
+    return (front, len(net)) if kind == "vanilla" else (front, back)
+
+
 def valid_cuts(net: StagedNet, *, allow_raw: bool = False,
                include_vanilla: bool = False) -> list[tuple[int, int]]:
     """Every cut of ``net`` that :class:`Split` accepts.

@@ -25,6 +25,8 @@ import torch
 
 DIRECTIONS = ("up", "down")
 KINDS = ("activation", "gradient", "label", "model")
+#: the codecs a wire can apply (the one list the CLI and the config read)
+CODECS = ("none", "fp16", "int8")
 
 
 class Wire:
@@ -45,8 +47,8 @@ class Wire:
 
     def __init__(self, codec: str = "none", noise_std: float = 0.0, loss_up: float = 0.0,
                  loss_down: float = 0.0, seed: int = 0):
-        if codec not in ("none", "fp16", "int8"):
-            raise ValueError(f"codec must be 'none', 'fp16' or 'int8'; got {codec!r}")
+        if codec not in CODECS:
+            raise ValueError(f"codec must be one of {', '.join(CODECS)}; got {codec!r}")
         for name, v in (("loss_up", loss_up), ("loss_down", loss_down)):
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"{name} must be a fraction in [0, 1]; got {v}")
@@ -76,6 +78,17 @@ class Wire:
 
     def reset(self) -> None:
         self.counts.clear()
+
+    # ---------------------------------------------------------------- state
+    def state_dict(self) -> dict:
+        """What a resumed run needs to continue the same noise and losses: the generator's
+        state and the byte counts."""
+        return {"generator": self.generator.get_state(),
+                "counts": [[d, k, n, v] for (d, k, n), v in self.counts.items()]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+        self.counts = defaultdict(int, {(d, k, n): int(v) for d, k, n, v in state["counts"]})
 
     # -------------------------------------------------------------- sending
     def send(self, tensors: dict[str, torch.Tensor], direction: str, kind: str,

@@ -5,13 +5,18 @@ import pytest
 import torch
 
 from medseg_kit.federated import GLOBAL, RunConfig, train
+from medseg_kit.federated.config import STRATEGIES
 from medseg_kit.federated.run import Run
+from medseg_kit.federated.strategies import STRATEGY_CLASSES
 from medseg_kit.federated.strategies import fl as fl_module
 from medseg_kit.split import Split
 
 from .synthetic import discs as disc_data
 
 DATA = disc_data(n=30)
+#: every strategy but the pooled baseline, and those that cut the network (the registry's)
+TRAINED_AT_SITES = [n for n in STRATEGIES if n != "centralized"]
+SPLITTING = [n for n, cls in STRATEGY_CLASSES.items() if cls.uses_split]
 
 
 def cfg(**kw):
@@ -35,7 +40,12 @@ def assert_same_weights(a, b, atol=1e-5):
         assert torch.allclose(a[k].float(), b[k].float(), atol=atol, rtol=1e-4), k
 
 
-@pytest.mark.parametrize("strategy", ["fl", "sl", "sflv1", "sflv2"])
+def test_the_registry_is_the_one_list():
+    assert STRATEGIES == tuple(STRATEGY_CLASSES)
+    assert set(SPLITTING) == {"sl", "sflv1", "sflv2"}
+
+
+@pytest.mark.parametrize("strategy", TRAINED_AT_SITES)
 def test_strategy_learns_and_keeps_labels_home(strategy):
     h, s = train(cfg(strategy=strategy), data=DATA, progress=False)
     rows = h.rows(GLOBAL)
@@ -45,7 +55,7 @@ def test_strategy_learns_and_keeps_labels_home(strategy):
 
 def test_bytes_per_scheme():
     per_strategy = {}
-    for name in ["centralized", "local", "fl", "sl", "sflv1", "sflv2"]:
+    for name in STRATEGIES:
         h, s = train(cfg(strategy=name, rounds=1), data=DATA, progress=False)
         per_strategy[name] = (h, s)
     for name in ["centralized", "local"]:
@@ -58,7 +68,7 @@ def test_bytes_per_scheme():
     split = Split(s.run.net, *s.run.net.default_cut)
     per_image = split.bytes_per_image(32)
     client = state_bytes(split.client_part())
-    for name in ["sl", "sflv1", "sflv2"]:
+    for name in SPLITTING:
         h, s = per_strategy[name]
         for r in h.records:
             if r["site"] == GLOBAL:
@@ -69,7 +79,7 @@ def test_bytes_per_scheme():
             assert r["bytes_down"] == n * per_image["down"] + extra, name
 
 
-@pytest.mark.parametrize("strategy", ["fl", "sl", "sflv1", "sflv2"])
+@pytest.mark.parametrize("strategy", TRAINED_AT_SITES)
 def test_one_site_equals_centralized(strategy):
     data = disc_data(n=20)
     _, c = train(cfg(strategy="centralized", sites=1, rounds=2), data=data, progress=False)
@@ -156,3 +166,16 @@ def test_gradient_clipping_changes_the_step():
     _, b = train(cfg(strategy="sflv2", rounds=1, clip_grad=1e-3), data=DATA, progress=False)
     wa, wb = weights(a), weights(b)
     assert any(not torch.allclose(wa[k].float(), wb[k].float()) for k in wa)
+
+
+@pytest.mark.parametrize("strategy", [n for n in STRATEGIES if n not in SPLITTING])
+def test_a_run_that_does_not_split_builds_no_split_and_ignores_the_cut(strategy):
+    run = Run(cfg(strategy=strategy, cut=(7, 99), split="vanilla"), data=DATA, progress=False)
+    assert run.split is None
+
+
+def test_a_split_run_resolves_the_cut_once():
+    run = Run(cfg(strategy="sl", cut=(2, 5), split="vanilla"), data=DATA, progress=False)
+    assert (run.split.front, run.split.back) == (2, len(run.net))
+    with pytest.raises(ValueError, match="invalid cut"):
+        Run(cfg(strategy="sl", cut=(7, 99)), data=DATA, progress=False)

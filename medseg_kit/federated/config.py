@@ -1,14 +1,31 @@
-"""One config object describes a run."""
+"""One config object describes a run.
+
+Every list of names a config field may take is read from the one place that defines it
+(the strategy registry, the loss table, the wire's codecs, the partition schemes, the
+model registry), so the CLI, this validation and the tests can never disagree.
+"""
 
 from __future__ import annotations
 
 import json
+import math
+import numbers
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-STRATEGIES = ("centralized", "local", "fl", "sl", "sflv1", "sflv2")
+from ..data.partition import PARTITIONS
+from ..losses import LOSSES
+from ..models import check_input_size
+from ..split import SPLIT_KINDS as SPLITS
+from ..wire import CODECS
+from .strategies import STRATEGY_CLASSES
+
+STRATEGIES = tuple(STRATEGY_CLASSES)
 OPTIMIZERS = ("adam", "adamw", "sgd")
-SPLITS = ("ushaped", "vanilla")
+SCHEDULES = ("none", "cosine")
+#: the choices of every config field that takes a name from a fixed list
+CHOICES = {"strategy": STRATEGIES, "optimizer": OPTIMIZERS, "split": SPLITS,
+           "partition": PARTITIONS, "schedule": SCHEDULES, "loss": LOSSES, "codec": CODECS}
 
 
 @dataclass
@@ -104,33 +121,53 @@ class RunConfig:
     noise_std: float = 0.0
 
     def __post_init__(self):
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"unknown strategy {self.strategy!r}; choose one of "
-                             f"{', '.join(STRATEGIES)}")
-        for name in ("sites", "rounds", "local_epochs", "batch_size", "size", "n_images"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
-        if int(self.bn_calibration) < 0 or int(self.bn_calibration) == 1:
-            raise ValueError(f"bn_calibration must be 0 (off) or >= 2 images per site; got "
-                             f"{self.bn_calibration}")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be > 0; got {self.lr}")
-        for name, allowed in (("optimizer", OPTIMIZERS), ("split", SPLITS),
-                              ("partition", ("iid", "quantity", "label", "acquisition")),
-                              ("schedule", ("none", "cosine"))):
+        for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}; choose one of "
                                  f"{', '.join(allowed)}")
-        if not 0.0 <= self.site_dropout <= 1.0:
-            raise ValueError(f"site_dropout must be a probability in [0, 1]; got "
-                             f"{self.site_dropout}")
+        for name in ("sites", "rounds", "local_epochs", "size", "n_images"):
+            _check_int(name, getattr(self, name), 1)
+        _check_int("batch_size", self.batch_size, 2, "BatchNorm cannot train on a batch "
+                   "of one image")
+        if self.width is not None and self.width != "paper":
+            _check_int("width", self.width, 1, "or None: the teaching width, or 'paper'")
+        _check_int("bn_calibration", self.bn_calibration, 0)
+        if self.bn_calibration == 1:
+            raise ValueError("bn_calibration must be 0 (off) or >= 2 images per site; got 1")
+        _check_int("seed", self.seed, 0)
+        for name, lo, hi in (("lr", 0.0, None), ("concentration", 0.0, None),
+                             ("test_fraction", 0.0, 1.0), ("clip_grad", 0.0, None)):
+            v = getattr(self, name)
+            if v is not None and not (_finite(v) and v > lo and (hi is None or v < hi)):
+                bound = f"in ({lo:g}, {hi:g})" if hi is not None else f"> {lo:g}"
+                raise ValueError(f"{name} must be a number {bound}; got {v!r}")
+        for name, hi in (("weight_decay", None), ("noise_std", None), ("dice_weight", 1.0),
+                         ("site_dropout", 1.0), ("loss_up", 1.0), ("loss_down", 1.0)):
+            v = getattr(self, name)
+            if not (_finite(v) and v >= 0 and (hi is None or v <= hi)):
+                bound = f"in [0, {hi:g}]" if hi is not None else ">= 0"
+                raise ValueError(f"{name} must be a number {bound}; got {v!r}")
         if self.dropout_schedule is not None:  # JSON turns the round keys into strings
-            self.dropout_schedule = {int(k): [int(s) for s in v]
-                                     for k, v in self.dropout_schedule.items()}
+            try:
+                self.dropout_schedule = {int(k): [int(s) for s in v]
+                                         for k, v in dict(self.dropout_schedule).items()}
+            except (TypeError, ValueError):
+                raise ValueError("dropout_schedule must map rounds to lists of site ids, "
+                                 f"e.g. {{2: [0, 1]}}; got {self.dropout_schedule!r}") from None
         if self.cut is not None:
-            self.cut = tuple(int(c) for c in self.cut)
-        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            try:
+                self.cut = tuple(int(c) for c in self.cut)
+            except (TypeError, ValueError):
+                raise ValueError(f"cut must be two stage indices (front, back); got "
+                                 f"{self.cut!r}") from None
+            if len(self.cut) != 2:
+                raise ValueError(f"cut must be two stage indices (front, back); got "
+                                 f"{self.cut!r}")
+        if not isinstance(self.device, str) or (
+                self.device not in ("auto", "cpu", "cuda")
+                and not self.device.startswith("cuda:")):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]'; got {self.device!r}")
+        check_input_size(self.model, self.size)  # unknown model or size: one line, now
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -145,4 +182,29 @@ class RunConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> RunConfig:
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        """Read a config written by :meth:`to_dict` as JSON; any fault names the file."""
+        path = Path(path)
+        try:
+            d = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{path} does not exist") from None
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            raise ValueError(f"{path} is not a readable config ({e}); expected the JSON "
+                             "a run writes") from None
+        if not isinstance(d, dict):
+            raise ValueError(f"{path} is not a config: expected a JSON object of settings, "
+                             f"got {type(d).__name__}")
+        try:
+            return cls.from_dict(d)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{path}: {e}") from None
+
+
+def _finite(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _check_int(name: str, v, lo: int, why: str = "") -> None:
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < lo:
+        raise ValueError(f"{name} must be an integer >= {lo}" + (f" ({why})" if why else "")
+                         + f"; got {v!r}")

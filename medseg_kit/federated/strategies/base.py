@@ -29,6 +29,10 @@ class Strategy:
     """
 
     name = ""
+    #: True when the strategy cuts the network between the sites and a server (the run
+    #: then resolves the cut and builds a :class:`~medseg_kit.split.Split`; otherwise it
+    #: builds none and ignores ``cut`` and ``split``)
+    uses_split = False
 
     def __init__(self, run):
         self.run = run

@@ -14,6 +14,7 @@ from .base import Strategy, average_into, guarded, site_batches, train_split
 
 class SFLv1(Strategy):
     name = "sflv1"
+    uses_split = True
 
     def __init__(self, run):
         super().__init__(run)

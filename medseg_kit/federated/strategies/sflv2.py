@@ -17,6 +17,7 @@ from .base import Strategy, average_into, guarded, site_batches, train_split
 
 class SFLv2(Strategy):
     name = "sflv2"
+    uses_split = True
 
     def __init__(self, run):
         super().__init__(run)

@@ -15,6 +15,7 @@ from .base import Strategy, guarded, send_state, site_batches, train_split
 
 class SequentialSL(Strategy):
     name = "sl"
+    uses_split = True
 
     def __init__(self, run):
         super().__init__(run)
