@@ -41,3 +41,16 @@ def atomic_write(path: str | Path, write: Callable[[IO], None] | str | bytes) ->
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def remove_stale_temporaries(folder: str | Path, names: tuple[str, ...]) -> list[Path]:
+    """Delete the temporary files that an :func:`atomic_write` of ``names`` in ``folder``
+    killed mid-write (``kill -9``, power loss) left behind; return them. Call it only where
+    no other process is writing those files."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    stale = [p for name in names for p in folder.glob(f".{name}.*.tmp") if p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale

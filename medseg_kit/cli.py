@@ -13,36 +13,27 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 
-from .compare import add_compare_command
+from . import runflags
+from .comparison import add_compare_command
 from .data.cli import add_data_commands
-from .federated.config import OPTIMIZERS, SPLITS, STRATEGIES, RunConfig
 from .units import MIB
 
 
 def _cmd_models(args) -> int:
-    from .models.summary import format_count, model_table
+    from .zoo import models_report
 
-    rows = model_table(size=args.size)
-    print(f"{'model':<15}{'params (teaching)':>20}{'params (paper)':>18}{'published':>11}"
-          f"{'GFLOPs teaching':>17}{'GFLOPs paper':>14}{'stages':>8}  default cut")
-    for r in rows:
-        teach = f"{format_count(r['params_teaching'])} (w={r['teaching_width']})"
-        paper = f"{format_count(r['params_paper'])} (w={r['paper_width']})"
-        print(f"{r['name']:<15}{teach:>20}{paper:>18}{r['published_params']:>11}"
-              f"{r['gflops_teaching']:>17.3f}{r['gflops_paper']:>14.2f}{r['stages']:>8}  "
-              f"{tuple(r['default_cut'])}")
-    print(f"\nFLOPs: forward pass of one {args.size}x{args.size} image (PyTorch's FLOP "
-          "counter).")
+    print(models_report(size=args.size))
     return 0
 
 
 def _cmd_cut(args) -> int:
-    from .models import create_model
+    from .models import check_input_size, create_model
     from .split import Split, valid_cuts
 
+    check_input_size(args.model, args.size)
     net = create_model(args.model, width=args.width)
     print(f"{args.model}: {len(net)} stages, default cut {net.default_cut}, input "
           f"{args.size}x{args.size}, bytes per image per training step")
@@ -69,56 +60,85 @@ def _cmd_cut(args) -> int:
     return 0
 
 
-def _config_from_args(args) -> RunConfig:
-    names = {f.name for f in fields(RunConfig)}
-    kw = {k: v for k, v in vars(args).items() if k in names and v is not None}
-    if getattr(args, "synthetic", False):
-        kw["data_root"] = None
-    if kw.get("cut") is not None:
-        kw["cut"] = tuple(kw["cut"])
-    return RunConfig(**kw)
-
-
 def _cmd_train(args) -> int:
     from . import viz
     from .federated import train
+    from .federated.run import CHECKPOINT, jsonable
 
     out = Path(args.out)
-    config = _config_from_args(args)
+    asked = runflags.given(args)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; expected a run folder")
     if args.resume:
-        saved = out / "config.json"
-        if not saved.is_file():
-            print(f"error: cannot resume: {saved} does not exist", file=sys.stderr)
-            return 2
-        config = RunConfig.load(saved)
-        if args.rounds is not None:  # extending a run to more rounds
-            config = replace(config, rounds=args.rounds)
-    elif (out / "checkpoint.pt").exists():
-        print(f"error: {out} already holds a run; use --resume to continue it or choose "
-              "another --out", file=sys.stderr)
-        return 2
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(config.to_dict(), indent=1))
+        config = _resumed_config(out, asked)
+    elif (out / CHECKPOINT).exists():
+        raise ValueError(f"{out} already holds a run; use --resume to continue it or choose "
+                         "another --out")
+    else:
+        config = runflags.config_from_flags(args)
     history, _ = train(config, out, progress=not args.json, resume=args.resume)
     fig = viz.plot_curves({config.strategy: history})
     fig.savefig(out / "learning_curve.png", dpi=120)
+    viz.plt.close(fig)
+    faults = _report_faults(history)
     final = history.final()
     if args.json:
-        print(json.dumps(final))
+        print(json.dumps(jsonable(final)))
     else:
         print(f"{config.strategy}: test Dice {final['dice']:.3f}, IoU {final['iou']:.3f}, "
               f"{final['bytes_per_site_round'] / MIB:.2f} MiB per site per round, "
               f"{final['total_seconds']:.1f} s; wrote {out}/history.json, checkpoint.pt, "
               "learning_curve.png")
+    return faults
+
+
+def _resumed_config(out: Path, asked: dict):
+    """The saved config of the run in ``out``, with ``--rounds`` applied; any other flag
+    that contradicts it is refused, naming the flag."""
+    from .federated import RunConfig
+    from .federated.run import CHECKPOINT, CONFIG
+
+    if not (out / CHECKPOINT).is_file():
+        raise FileNotFoundError(f"cannot resume: {out / CHECKPOINT} does not exist (start "
+                                "the run without --resume)")
+    saved = RunConfig.load(out / CONFIG)
+    conflicts = {k: v for k, v in asked.items()
+                 if k not in ("rounds", "device") and getattr(saved, k) != v}
+    if conflicts:
+        detail = ", ".join(f"{runflags.flag_name(k)} {v!r} (the run has {getattr(saved, k)!r})"
+                           for k, v in conflicts.items())
+        raise ValueError(f"--resume continues the run in {out} with its own settings; "
+                         f"these flags contradict them: {detail}. Only --rounds (to extend "
+                         "it) and --device may change")
+    changed = {k: v for k, v in asked.items() if k in ("rounds", "device")
+               and getattr(saved, k) != v}
+    if changed:
+        print("resuming with " + ", ".join(f"{k} {getattr(saved, k)!r} -> {v!r}"
+                                           for k, v in changed.items()), file=sys.stderr)
+    return replace(saved, **changed)
+
+
+def _report_faults(history) -> int:
+    """Print the run's events and a one-line summary to stderr; the exit status: 3 when
+    every update was rejected (the model never trained), else 0."""
+    f = history.faults()
+    if f["rejected"] or f["dropped"]:
+        print(f"faults: {f['rejected']} update(s) rejected as NaN or Inf, {f['dropped']} "
+              f"site turn(s) dropped, {f['ok']} accepted (events in history.json)",
+              file=sys.stderr)
+    if history.never_trained():
+        c = history.config
+        print(f"error: every update was rejected (NaN or Inf loss or weights), so the model "
+              f"never trained; lower --lr (it is {c['lr']:g}) or set --clip-grad",
+              file=sys.stderr)
+        return 3
     return 0
 
 
 def _cmd_demo(args) -> int:
     from .demo import DEMO, describe, lesson, results_table, run_demo
 
-    config = replace(DEMO, **{k: getattr(args, k) for k in (
-        "rounds", "size", "n_images", "sites", "partition", "concentration", "local_epochs",
-        "device") if getattr(args, k) is not None})
+    config = runflags.config_from_flags(args, DEMO)
     seeds = list(range(args.seeds)) if args.seed_list is None else args.seed_list
     report = run_demo(args.out, config, seeds=seeds)
     print()
@@ -132,50 +152,9 @@ def _cmd_demo(args) -> int:
     return 0
 
 
-def _add_run_options(p: argparse.ArgumentParser) -> None:
-    d = RunConfig()
-    p.add_argument("--model", default=d.model)
-    p.add_argument("--width", type=int, default=None, help="default: the teaching width")
-    p.add_argument("--cut", type=int, nargs=2, metavar=("FRONT", "BACK"), default=None)
-    p.add_argument("--allow-raw", action="store_true", dest="allow_raw", default=None)
-    p.add_argument("--strategy", choices=STRATEGIES, default=d.strategy)
-    p.add_argument("--dataset", default=d.dataset)
-    p.add_argument("--data-root", dest="data_root", default=None,
-                   help="the dataset in its real layout (default: synthetic data)")
-    p.add_argument("--synthetic", action="store_true", help="use synthetic data (default)")
-    p.add_argument("--n-images", dest="n_images", type=int, default=d.n_images)
-    p.add_argument("--size", type=int, default=d.size)
-    p.add_argument("--sites", type=int, default=d.sites)
-    p.add_argument("--partition", default=d.partition,
-                   choices=("iid", "quantity", "label", "acquisition"))
-    p.add_argument("--concentration", type=float, default=d.concentration,
-                   help="Dirichlet concentration for quantity/label skew")
-    p.add_argument("--partition-by", dest="partition_by", default=None,
-                   help="label to skew by (dx, localization, lesion_size, dominant_class)")
-    p.add_argument("--augment", action="store_true", default=None)
-    p.add_argument("--rounds", type=int, default=None,
-                   help=f"communication rounds (default {d.rounds}; with --resume: extend "
-                   "the run to this many)")
-    p.add_argument("--local-epochs", dest="local_epochs", type=int, default=d.local_epochs)
-    p.add_argument("--batch-size", dest="batch_size", type=int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--optimizer", default=d.optimizer, choices=OPTIMIZERS)
-    p.add_argument("--schedule", default=d.schedule, choices=("none", "cosine"))
-    p.add_argument("--clip-grad", dest="clip_grad", type=float, default=None)
-    p.add_argument("--weight-decay", dest="weight_decay", type=float, default=d.weight_decay)
-    p.add_argument("--loss", default=d.loss, choices=("dice_ce", "ce", "dice"))
-    p.add_argument("--dice-weight", dest="dice_weight", type=float, default=d.dice_weight)
-    p.add_argument("--split", default=d.split, choices=SPLITS,
-                   help="ushaped: labels stay at the site; vanilla: labels go to the server")
-    p.add_argument("--site-dropout", dest="site_dropout", type=float, default=d.site_dropout,
-                   help="probability that a site misses a round")
-    p.add_argument("--loss-up", dest="loss_up", type=float, default=d.loss_up,
-                   help="fraction of rows lost on the wire, site to server")
-    p.add_argument("--loss-down", dest="loss_down", type=float, default=d.loss_down)
-    p.add_argument("--noise-std", dest="noise_std", type=float, default=d.noise_std)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--device", default=d.device)
-    p.add_argument("--codec", default=d.codec, choices=("none", "fp16", "int8"))
+#: the run settings ``medseg-kit demo`` lets one change (the rest are the demo's)
+DEMO_FLAGS = ("rounds", "size", "n_images", "sites", "partition", "concentration",
+              "local_epochs", "device")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -196,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_cut)
 
     p = sub.add_parser("train", help="train one configuration")
-    _add_run_options(p)
+    runflags.add_run_flags(p)
     p.add_argument("--out", required=True, help="run folder (history, checkpoint, curve)")
     p.add_argument("--json", action="store_true", help="print the final metrics as JSON")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
@@ -208,13 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=3, help="seeds 0 .. N-1 (default 3)")
     p.add_argument("--seed-list", dest="seed_list", type=int, nargs="+", default=None,
                    help="these seeds instead of --seeds")
-    for name, kind in (("rounds", int), ("size", int), ("n-images", int), ("sites", int),
-                       ("local-epochs", int), ("concentration", float)):
-        p.add_argument(f"--{name}", dest=name.replace("-", "_"), type=kind, default=None,
-                       help="default: the demo's setting (medseg_kit.demo.DEMO)")
-    p.add_argument("--partition", default=None,
-                   choices=("iid", "quantity", "label", "acquisition"))
-    p.add_argument("--device", default=None)
+    from .demo import DEMO
+
+    runflags.add_run_flags(p, only=DEMO_FLAGS, base=DEMO)
     p.set_defaults(func=_cmd_demo)
 
     add_data_commands(sub)
@@ -226,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, OSError) as e:  # bad input: one line, naming the file or value
         print(f"error: {e}", file=sys.stderr)
         return 2
 

@@ -20,6 +20,7 @@ import numpy as np
 from . import course, viz
 from .federated import RunConfig, train
 from .federated.run import resolve_data
+from .split import Split, resolve_cut
 from .units import MIB
 
 DEMO_STRATEGIES = ("centralized", "local", "sflv2")
@@ -54,6 +55,15 @@ def predictions(trained: dict, site: int = 0, n: int = 4):
     idx = run.sites[site].test_idx[:n]
     preds = {k: s.run.predict(s.model_for(site), idx).numpy() for k, s in trained.items()}
     return run.test.images[idx], run.test.masks[idx], preds
+
+
+def _a_split(trained: dict, config: RunConfig) -> Split:
+    """The cut a splitting strategy of the demo used, or the one it would use."""
+    for s in trained.values():
+        if s.run.split is not None:
+            return s.run.split
+    net = next(iter(trained.values())).run.net
+    return Split(net, *resolve_cut(net, config.cut, config.split))
 
 
 def summarize(results: list[dict], strategies=DEMO_STRATEGIES) -> list[dict]:
@@ -144,8 +154,7 @@ def run_demo(out: str | Path = "outputs", config: RunConfig | None = None,
     fig.suptitle(f"seed {seeds[0]}", fontsize=9)
     fig.savefig(out / "learning_curves.png", dpi=120)
     viz.plot_predictions(*predictions(trained)).savefig(out / "predictions.png", dpi=120)
-    split_run = next(s.run for s in trained.values())
-    viz.plot_split(split_run.split, base.size).savefig(out / "split.png", dpi=120)
+    viz.plot_split(_a_split(trained, base), base.size).savefig(out / "split.png", dpi=120)
     plt.close("all")
     summary, m = summarize(results, strategies), margins(results)
     setting = {k: v for k, v in base.to_dict().items() if k != "seed"}

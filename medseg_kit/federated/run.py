@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -24,18 +25,20 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import metrics
-from .._atomic import atomic_write
+from .._atomic import atomic_write, remove_stale_temporaries
 from ..data import SegData, load_dataset, make_sites, train_test_split
 from ..data.augment import augment_batch
 from ..data.base import ensure_synthetic
 from ..data.partition import apply_site_shift
 from ..losses import make_loss
 from ..models import create_model
-from ..split import Split
+from ..split import Split, resolve_cut
 from ..wire import Wire
 from .batchnorm import calibrate, calibration_sample
+from .checkpoint import KEYS as CHECKPOINT_KEYS
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import RunConfig
+from .strategies import STRATEGY_CLASSES, make_strategy
 
 GLOBAL = "all"
 
@@ -88,14 +91,42 @@ class History:
         return {**last, "bytes_per_site_round": float(per_site_round), "total_seconds": total_s,
                 "strategy": self.config["strategy"], "model": self.config["model"]}
 
+    def faults(self) -> dict[str, int]:
+        """How many site turns ended ``ok``, ``rejected`` (NaN or Inf) or ``dropped``."""
+        counts = {"ok": 0, "rejected": 0, "dropped": 0}
+        for r in self.records:
+            if r["site"] != GLOBAL and r.get("status") in counts:
+                counts[r["status"]] += 1
+        return counts
+
+    def never_trained(self) -> bool:
+        """True when updates were made and every one of them was rejected: the model is
+        still its initialisation."""
+        f = self.faults()
+        return f["rejected"] > 0 and f["ok"] == 0
+
     def to_json(self) -> str:
-        return json.dumps({"config": self.config, "records": self.records,
-                           "events": self.events}, indent=1)
+        """Strict JSON: a NaN or infinite number (a round with no loss) is written null."""
+        return json.dumps({"config": self.config, "records": jsonable(self.records),
+                           "events": self.events}, indent=1, allow_nan=False)
 
     @classmethod
     def from_json(cls, text: str) -> History:
         d = json.loads(text)
-        return cls(d["config"], d["records"], d.get("events", []))
+        records = [{k: float("nan") if v is None else v for k, v in r.items()}
+                   for r in d["records"]]
+        return cls(d["config"], records, d.get("events", []))
+
+
+def jsonable(obj):
+    """``obj`` with every NaN or infinite float replaced by ``None`` (strict JSON)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [jsonable(v) for v in obj]
+    return obj
 
 
 class Run:
@@ -131,19 +162,21 @@ class Run:
         self.net = create_model(c.model, in_channels=data.in_channels,
                                 num_classes=data.model_classes, width=c.width).to(self.device)
         self.num_classes = data.num_classes
-        front, back = c.cut or self.net.default_cut
-        if c.split == "vanilla":
-            back = len(self.net)
-        self.split = Split(self.net, front, back, allow_raw=c.allow_raw)
         self.wire = Wire(codec=c.codec, noise_std=c.noise_std, loss_up=c.loss_up,
                          loss_down=c.loss_down, seed=c.seed)
         self.loss_fn = make_loss(c.loss, c.dice_weight)
         self.notes = []
-        if self.split.labels_to_server and c.strategy in ("sl", "sflv1", "sflv2"):
-            self.notes.append(f"vanilla split at ({front}, {back}): the server computes the "
-                              "loss, so every label is sent to it")
-        if self.split.raw_up and c.strategy in ("sl", "sflv1", "sflv2"):
-            self.notes.append(f"the cut sends raw image data to the server: {self.split.raw_up}")
+        #: the cut (``None`` for a strategy that does not split: centralized, local, fl)
+        self.split: Split | None = None
+        if STRATEGY_CLASSES[c.strategy].uses_split:
+            front, back = resolve_cut(self.net, c.cut, c.split)
+            self.split = Split(self.net, front, back, allow_raw=c.allow_raw)
+            if self.split.labels_to_server:
+                self.notes.append(f"vanilla split at ({front}, {back}): the server computes "
+                                  "the loss, so every label is sent to it")
+            if self.split.raw_up:
+                self.notes.append("the cut sends raw image data to the server: "
+                                  f"{self.split.raw_up}")
 
     # --------------------------------------------------------------- batches
     def batches(self, indices: np.ndarray, round_: int, site: int, epoch: int = 0
@@ -244,37 +277,52 @@ def resolve_data(c: RunConfig, progress: bool = True) -> SegData:
     return load_dataset(c.dataset, root, size=c.size, progress=progress)
 
 
+#: the files a run folder holds (written after every round, each atomically)
+CHECKPOINT, HISTORY, CONFIG = "checkpoint.pt", "history.json", "config.json"
+
+
 def train(config: RunConfig, out: str | Path | None = None, *, data: SegData | None = None,
           progress: bool = True, resume: bool = False,
           on_round: Callable[[History, int], bool | None] | None = None
           ) -> tuple[History, object]:
     """Run ``config``; return ``(history, strategy)``.
 
-    With ``out``, writes ``history.json`` and ``checkpoint.pt`` after every round
-    (atomically), and with ``resume`` continues from the last complete round there.
+    With ``out``, writes ``config.json``, ``checkpoint.pt`` and ``history.json`` after
+    every round (each atomically), and with ``resume`` continues from the last complete
+    round there: bit for bit as if the run had not stopped (weights, optimizers and every
+    random generator the run draws from are in the checkpoint). ``config`` must equal the
+    saved one except in ``rounds`` (which may grow: the run is extended) and ``device``.
+
+    Faults (sites that drop out, updates rejected as NaN or Inf) are recorded in
+    ``history.events`` and, with ``progress``, printed as they happen.
 
     ``on_round(history, r)`` is called after round ``r`` is recorded and checkpointed (a
     live monitor draws from it); when it returns true the run stops there, at a round
     boundary, so the checkpoint stays valid and ``resume`` continues from it.
     """
-    from .strategies import make_strategy
-
+    out = Path(out) if out is not None else None
+    ck = None
+    if out is not None:
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"{out} is a file; a run's output must be a folder")
+        remove_stale_temporaries(out, (CHECKPOINT, HISTORY, CONFIG))
+        if resume:
+            ck = load_checkpoint(out / CHECKPOINT, map_location="cpu", keys=CHECKPOINT_KEYS)
+            _check_resumable(ck, config, out / CHECKPOINT)
     run = Run(config, data=data, progress=progress)
     strategy = make_strategy(config.strategy, run)
     history = History(config.to_dict())
     start = 0
-    out = Path(out) if out is not None else None
-    if out is not None and resume:
-        ck = load_checkpoint(out / "checkpoint.pt", map_location=run.device)
-        saved, now = dict(ck["config"]), config.to_dict()
-        saved.pop("rounds"), now.pop("rounds")  # a run may be extended to more rounds
-        if saved != now:
-            diff = sorted(k for k in now if saved.get(k) != now[k])
-            raise ValueError(f"cannot resume {out}: its config differs from this one in "
-                             f"{diff}")
-        strategy.load_state_dict(ck["strategy"])
-        history = History.from_json(ck["history"])
-        start = ck["round"] + 1
+    if ck is not None:
+        history = _restore(ck, run, strategy, out / CHECKPOINT)
+        history.config = config.to_dict()  # the rounds may have grown
+        start = int(ck["round"]) + 1
+
+    def event(message: str) -> None:
+        history.events.append(message)
+        if progress:
+            tqdm.write(message, file=sys.stderr)
+
     if start == 0:
         history.events.extend(run.notes)
         for note in run.notes:
@@ -291,15 +339,14 @@ def train(config: RunConfig, out: str | Path | None = None, *, data: SegData | N
             site_stats = strategy.train_round(r, active)
         else:
             site_stats = {}
-            history.events.append(f"round {r}: every site dropped out; the global model "
-                                  "is kept as it was")
+            event(f"round {r}: every site dropped out; the global model is kept as it was")
         dropped = [s.id for s in run.sites if s.id not in active]
         rejected = [i for i, st in site_stats.items() if st.get("status") == "rejected"]
         if dropped and active:
-            history.events.append(f"round {r}: site(s) {dropped} dropped out")
+            event(f"round {r}: site(s) {dropped} dropped out")
         if rejected:
-            history.events.append(f"round {r}: update(s) of site(s) {rejected} rejected "
-                                  "(NaN or Inf); not averaged")
+            event(f"round {r}: update(s) of site(s) {rejected} rejected (NaN or Inf); "
+                  "not averaged")
         run.calibrate(strategy, r, active)
         seconds = time.perf_counter() - t0
         history.records.extend(_round_records(run, strategy, r, active, site_stats, seconds))
@@ -307,16 +354,66 @@ def train(config: RunConfig, out: str | Path | None = None, *, data: SegData | N
         bar.set_postfix(loss=f"{g['train_loss']:.3f}", dice=f"{g['dice']:.3f}")
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
-            save_checkpoint(out / "checkpoint.pt", {
+            atomic_write(out / CONFIG, json.dumps(config.to_dict(), indent=1))
+            save_checkpoint(out / CHECKPOINT, {
                 "config": config.to_dict(), "round": r, "strategy": strategy.state_dict(),
-                "history": history.to_json()})
-            atomic_write(out / "history.json", history.to_json())
+                "history": history.to_json(), "rng": _rng_state(run)})
+            atomic_write(out / HISTORY, history.to_json())
         if on_round is not None and on_round(history, r) and r + 1 < config.rounds:
-            history.events.append(f"stopped on request after round {r + 1} of {config.rounds}")
+            event(f"stopped on request after round {r + 1} of {config.rounds}")
             if out is not None:
-                atomic_write(out / "history.json", history.to_json())
+                atomic_write(out / HISTORY, history.to_json())
             break
     return history, strategy
+
+
+def _rng_state(run: Run) -> dict:
+    """Every random generator the run draws from as it goes (the rest are keyed by seed,
+    round and site): PyTorch's global ones (dropout) and the wire's (noise, losses)."""
+    state = {"torch": torch.get_rng_state(), "wire": run.wire.state_dict()}
+    if run.device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _check_resumable(ck: dict, config: RunConfig, path: Path) -> None:
+    """Refuse to resume with another config, or with fewer rounds than were run."""
+    try:
+        saved = RunConfig.from_dict(dict(ck["config"]))
+        done = int(ck["round"]) + 1
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"checkpoint {path} holds no valid config ({e})") from None
+    if not 1 <= done <= saved.rounds:
+        raise ValueError(f"checkpoint {path} is damaged: round {done - 1} is not one of the "
+                         f"{saved.rounds} rounds of its config")
+    a, b = saved.to_dict(), config.to_dict()
+    diff = sorted(k for k in a if k not in ("rounds", "device") and a[k] != b[k])
+    if diff:
+        detail = ", ".join(f"{k}: {a[k]!r} saved, {b[k]!r} asked" for k in diff)
+        raise ValueError(f"cannot resume {path.parent}: its config differs from this one "
+                         f"({detail})")
+    if config.rounds < done:
+        raise ValueError(f"cannot resume {path.parent}: it has finished {done} rounds and "
+                         f"rounds={config.rounds} would shrink it; ask for more than {done} "
+                         "to extend it")
+
+
+def _restore(ck: dict, run: Run, strategy, path: Path) -> History:
+    """Load the checkpoint's weights, optimizers and generators into ``run`` and
+    ``strategy``; return its history. A checkpoint that does not fit is one error."""
+    try:
+        strategy.load_state_dict(ck["strategy"])
+        history = History.from_json(ck["history"])
+        rng = ck["rng"]
+        run.wire.load_state_dict(rng["wire"])
+        torch.set_rng_state(rng["torch"])
+        if "cuda" in rng and run.device.type == "cuda":
+            torch.cuda.set_rng_state_all(rng["cuda"])
+    except Exception as e:  # whatever the file holds, a misfit is one error naming it
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ValueError(f"checkpoint {path} does not fit this run ({first}); it is damaged "
+                         "or was written by another version of the kit") from None
+    return history
 
 
 def _round_records(run: Run, strategy, r: int, active: list[int], site_stats: dict[int, dict],
