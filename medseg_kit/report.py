@@ -1,9 +1,9 @@
-"""Figures for comparing runs: the comparison matrix (:mod:`medseg_kit.compare`, notebook 06),
+"""Figures for comparing runs: the comparison matrix (:mod:`medseg_kit.comparison`, notebook 06),
 the gaps and per-site scores of the non-IID runs (05), masks as outlines.
 
-Pure functions: they take results (the dicts :func:`~medseg_kit.compare.run_matrix`
-returns, the rows of :func:`~medseg_kit.compare.summarize_cells`, or the arrays of
-:func:`~medseg_kit.compare.load_worst_cases`) and return matplotlib figures.
+Pure functions: they take results (the dicts :func:`~medseg_kit.comparison.run_matrix`
+returns, the rows of :func:`~medseg_kit.comparison.summarize_cells`, or the arrays of
+:func:`~medseg_kit.comparison.load_worst_cases`) and return matplotlib figures.
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ def plot_worst_cases(cases: Mapping[str, np.ndarray], title: str | None = None,
     as outlines (each class its own line style, readable without colour vision; in the
     prediction panel the truth is a thin white line beneath), labelled with the image id,
     its site and its Dice. An empty prediction is said in words. ``cases``: from
-    :func:`~medseg_kit.compare.load_worst_cases` or :func:`~medseg_kit.compare.worst_cases`.
+    :func:`~medseg_kit.comparison.load_worst_cases` or :func:`~medseg_kit.comparison.worst_cases`.
     """
     n = min(len(cases["images"]), max_rows)
     if n == 0:
@@ -211,7 +211,7 @@ HATCHES = ("", "//", "..", "xx", "\\\\", "oo")
 def plot_gaps(gaps: Sequence[Mapping], by: str = "partition",
               threshold: float | None = None) -> plt.Figure:
     """One bar per group: the mean paired gap (points, from
-    :func:`~medseg_kit.compare.paired_gaps`) with its seed standard deviation, each seed's
+    :func:`~medseg_kit.comparison.paired_gaps`) with its seed standard deviation, each seed's
     gap as a dot, the value written on the bar, and an optional ``threshold`` line."""
     if not gaps:
         raise ValueError("no gaps to plot")
@@ -247,7 +247,7 @@ def plot_site_bars(rows: Sequence[Mapping], panel: str = "partition",
     """One panel per value of ``panel``; in each, one group of bars per site (its training
     images under the name) and one bar per ``series`` value (hatched differently, so it
     reads without colour), ``metric`` in % with the seed standard deviation.
-    ``rows``: from :func:`~medseg_kit.compare.site_rows`."""
+    ``rows``: from :func:`~medseg_kit.comparison.site_rows`."""
     panels = _unique(r[panel] for r in rows)
     names = _unique(r[series] for r in rows)
     fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.2), squeeze=False,

@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from medseg_kit import compare, metrics, report, teaching
+from medseg_kit import comparison, metrics, report, teaching
+from medseg_kit.comparison import cli, runner
 from medseg_kit.federated import RunConfig
 from medseg_kit.federated.run import GLOBAL, History
 from medseg_kit.units import MIB
@@ -24,7 +25,7 @@ BASE = RunConfig(model="unet", width=4, size=32, sites=2, rounds=1, batch_size=4
 def counted(monkeypatch):
     """Count the cells trained and the datasets loaded."""
     calls = {"train": [], "load": []}
-    real_train = compare.train
+    real_train = runner.train
 
     def train(config, out, **kw):
         calls["train"].append((config.dataset, config.model, config.strategy, config.seed,
@@ -35,15 +36,15 @@ def counted(monkeypatch):
         calls["load"].append((config.dataset, config.seed))
         return discs(n=16, seed=config.seed, classes=3 if config.dataset == "blastocyst" else 2)
 
-    monkeypatch.setattr(compare, "train", train)
+    monkeypatch.setattr(runner, "train", train)
     return calls, load
 
 
 def test_matrix_writes_the_three_files_and_skips_finished_cells(tmp_path, counted):
     calls, load = counted
     out = tmp_path / "m"
-    results = compare.run_matrix(["unet"], STRATEGIES, ["kvasir", "blastocyst"], 1, out,
-                                 BASE, progress=False, load_data=load, worst=3)
+    results = comparison.run_matrix(["unet"], STRATEGIES, ["kvasir", "blastocyst"], 1, out,
+                                    BASE, progress=False, load_data=load, worst=3)
     assert len(calls["train"]) == 6 and calls["load"] == [("kvasir", 0), ("blastocyst", 0)]
     assert [r["cell"] for r in results] == [f"{d}-unet-{s}-seed0" for d in
                                             ("kvasir", "blastocyst") for s in STRATEGIES]
@@ -73,39 +74,39 @@ def test_matrix_writes_the_three_files_and_skips_finished_cells(tmp_path, counte
     md = (out / "results.md").read_text()
     assert "| model | kvasir C | kvasir L | kvasir S | blastocyst C |" in md
     assert "## Dice (%)" in md and "C − S (IoU pts)" in md and "MiB / site / round" in md
-    cases = compare.load_worst_cases(out / results[0]["cell"])
+    cases = comparison.load_worst_cases(out / results[0]["cell"])
     assert cases["images"].shape == (3, 32, 32, 3) and cases["preds"].shape == (3, 32, 32)
     assert np.all(np.diff(cases["dice"]) >= 0)  # worst first
 
     # run again: nothing is trained, nothing is loaded, the same results come back
-    again = compare.run_matrix(["unet"], STRATEGIES, ["kvasir", "blastocyst"], 1, out, BASE,
-                               progress=False, load_data=load, worst=3)
+    again = comparison.run_matrix(["unet"], STRATEGIES, ["kvasir", "blastocyst"], 1, out, BASE,
+                                  progress=False, load_data=load, worst=3)
     assert len(calls["train"]) == 6 and len(calls["load"]) == 2
     assert [r["iou"] for r in again] == [r["iou"] for r in results]
 
     # an interrupted cell (checkpoint, no result) is resumed, and only it
     (out / "kvasir-unet-local-seed0" / "result.json").unlink()
-    compare.run_matrix(["unet"], STRATEGIES, ["kvasir", "blastocyst"], 1, out, BASE,
-                       progress=False, load_data=load, worst=3)
+    comparison.run_matrix(["unet"], STRATEGIES, ["kvasir", "blastocyst"], 1, out, BASE,
+                          progress=False, load_data=load, worst=3)
     assert calls["train"][6:] == [("kvasir", "unet", "local", 0, True)]
     assert calls["load"][2:] == [("kvasir", 0)]
 
 
 def test_a_finished_cell_of_another_config_is_an_error(tmp_path, counted):
     _, load = counted
-    compare.run_matrix(["unet"], ["centralized"], ["kvasir"], 1, tmp_path, BASE,
-                       progress=False, load_data=load, worst=0)
+    comparison.run_matrix(["unet"], ["centralized"], ["kvasir"], 1, tmp_path, BASE,
+                          progress=False, load_data=load, worst=0)
     other = RunConfig(**{**BASE.to_dict(), "lr": 1e-2})
     with pytest.raises(ValueError, match=r"another configuration \(lr: 0.003 there"):
-        compare.run_matrix(["unet"], ["centralized"], ["kvasir"], 1, tmp_path, other,
-                           progress=False, load_data=load)
+        comparison.run_matrix(["unet"], ["centralized"], ["kvasir"], 1, tmp_path, other,
+                              progress=False, load_data=load)
     # the device is not part of the experiment: the cell still counts as finished
     moved = RunConfig(**{**BASE.to_dict(), "strategy": "centralized", "device": "auto"})
-    assert compare.finished_result(tmp_path / "kvasir-unet-centralized-seed0", moved)
+    assert comparison.finished_result(tmp_path / "kvasir-unet-centralized-seed0", moved)
 
 
 def fake(dataset, model, strategy, seed, iou, mb=0.0):
-    return {"cell": compare.cell_name(dataset, model, strategy, seed), "dataset": dataset,
+    return {"cell": comparison.cell_name(dataset, model, strategy, seed), "dataset": dataset,
             "model": model, "strategy": strategy, "seed": seed, "dice": iou + 0.1,
             "iou": iou, "precision": 0.5, "recall": 0.5, "bytes_per_site_round": mb * MIB,
             "train_seconds": 1.0, "wall_seconds": 2.0, "params": 1000, "synthetic": True,
@@ -122,35 +123,35 @@ def test_summary_ordering_and_tables_from_known_numbers():
                fake("kvasir", "segnet", "centralized", 0, 0.70),
                fake("kvasir", "segnet", "local", 0, 0.72),
                fake("kvasir", "segnet", "sflv2", 0, 0.71)]
-    summary = compare.summarize_cells(results)
+    summary = comparison.summarize_cells(results)
     c = summary[0]
     assert c["iou"] == pytest.approx(0.81) and c["iou_std"] == pytest.approx(0.02 ** 0.5 / 10)
-    checks = compare.ordering_checks(summary)
+    checks = comparison.ordering_checks(summary)
     unet, segnet = checks
     assert unet["c_minus_s"] == pytest.approx(3.0) and unet["s_minus_l"] == pytest.approx(18.0)
     assert unet["holds"] is True
     assert segnet["c_minus_s"] == pytest.approx(-1.0) and segnet["holds"] is False
-    table = compare.metric_table(summary, "iou")
+    table = comparison.metric_table(summary, "iou")
     assert "| unet | 81.0 ± 1.4 | 60.0 ± 0.0 | 78.0 ± 0.0 |" in table
     assert "| segnet | 70.0 | 72.0 | 71.0 |" in table  # one seed: no ± part
-    md = compare.results_markdown(results, BASE, [0, 1])
+    md = comparison.results_markdown(results, BASE, [0, 1])
     assert "holds in 1 of 2 comparisons" in md and "| 2.50 |" in md
     # several split strategies are named, not all called S
-    assert compare.strategy_label("sflv1", ["centralized", "sflv1", "sflv2"]) == "sflv1"
-    assert compare.strategy_label("sflv2", ["local", "sflv2"]) == "S"
-    only = compare.ordering_checks(compare.summarize_cells(results[4:6]))
+    assert comparison.strategy_label("sflv1", ["centralized", "sflv1", "sflv2"]) == "sflv1"
+    assert comparison.strategy_label("sflv2", ["local", "sflv2"]) == "S"
+    only = comparison.ordering_checks(comparison.summarize_cells(results[4:6]))
     assert only[0]["holds"] is None and only[0]["c_minus_s"] is None
 
 
 def test_seeds_and_names_are_checked(tmp_path):
-    assert compare.parse_seeds(2) == [0, 1] == compare.parse_seeds("2")
-    assert compare.parse_seeds("0,3,7") == [0, 3, 7] == compare.parse_seeds([0, 3, 7])
+    assert comparison.parse_seeds(2) == [0, 1] == comparison.parse_seeds("2")
+    assert comparison.parse_seeds("0,3,7") == [0, 3, 7] == comparison.parse_seeds([0, 3, 7])
     with pytest.raises(ValueError, match="seeds"):
-        compare.parse_seeds(0)
+        comparison.parse_seeds(0)
     with pytest.raises(ValueError, match="unknown model"):
-        compare.run_matrix(["unet", "nonet"], ["local"], ["kvasir"], 1, tmp_path, BASE)
+        comparison.run_matrix(["unet", "nonet"], ["local"], ["kvasir"], 1, tmp_path, BASE)
     with pytest.raises(ValueError, match="unknown dataset"):
-        compare.run_matrix(["unet"], ["local"], ["kvasir", "mnist"], 1, tmp_path, BASE)
+        comparison.run_matrix(["unet"], ["local"], ["kvasir", "mnist"], 1, tmp_path, BASE)
 
 
 def test_cli_compare_command_builds_the_matrix(tmp_path, monkeypatch, capsys):
@@ -162,9 +163,9 @@ def test_cli_compare_command_builds_the_matrix(tmp_path, monkeypatch, capsys):
         return [fake("kvasir", "unet", s, 0, v) for s, v in
                 (("centralized", 0.8), ("local", 0.6), ("sflv2", 0.7))]
 
-    monkeypatch.setattr(compare, "run_matrix", fake_matrix)
+    monkeypatch.setattr(cli, "run_matrix", fake_matrix)
     parser = argparse.ArgumentParser()
-    compare.add_compare_command(parser.add_subparsers(dest="command"))
+    comparison.add_compare_command(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["compare", "--models", "unet,segnet", "--datasets",
                               "kvasir,ham10000", "--seeds", "2", "--out", str(tmp_path),
                               "--size", "48", "--rounds", "3", "--width", "paper",
@@ -178,9 +179,11 @@ def test_cli_compare_command_builds_the_matrix(tmp_path, monkeypatch, capsys):
     args = parser.parse_args(["compare", "--out", str(tmp_path), "--width", "12"])
     args.func(args)
     assert seen["base"].width == 12 and seen["models"] == ["unet"]
-    args = parser.parse_args(["compare", "--out", str(tmp_path), "--width", "wide"])
-    with pytest.raises(ValueError, match="--width"):
-        args.func(args)
+    capsys.readouterr()
+    with pytest.raises(SystemExit):  # argparse's one-line usage error, exit 2
+        parser.parse_args(["compare", "--out", str(tmp_path), "--width", "wide"])
+    assert "argument --width: expected an integer, 'teaching' or 'paper'; got 'wide'" in \
+        capsys.readouterr().err
 
 
 def test_a_teaching_run_scores_like_a_trained_cell(tmp_path, monkeypatch):
@@ -188,16 +191,16 @@ def test_a_teaching_run_scores_like_a_trained_cell(tmp_path, monkeypatch):
     monkeypatch.setenv("MEDSEG_DATA_DIR", str(tmp_path / "cache"))
     data = discs(n=20, seed=1)
     config = RunConfig(**{**BASE.to_dict(), "strategy": "local", "dataset": "kvasir"})
-    name = compare.cell_name("kvasir", "unet", "local", 0)
-    cell = compare.run_cell(config, tmp_path / name, data, hd95=True, worst=2)
+    name = comparison.cell_name("kvasir", "unet", "local", 0)
+    cell = comparison.run_cell(config, tmp_path / name, data, hd95=True, worst=2)
     run = teaching.run(config, progress=False, data=data)
-    got = compare.evaluate_run(run, hd95=True)
+    got = comparison.evaluate_run(run, hd95=True)
     for k in ("dice", "iou", "precision", "recall", "hd95", "dice/disc", "n_images"):
         assert got[k] == pytest.approx(cell[k]), k
     assert [s["dice"] for s in got["site_results"]] == pytest.approx(
         [s["dice"] for s in cell["site_results"]])
     assert got["cell"] == cell["cell"] and got["bytes_per_site_round"] == 0.0
-    cases = compare.worst_cases(run, 2, got)
+    cases = comparison.worst_cases(run, 2, got)
     assert list(cases["dice"]) == pytest.approx(sorted(r["dice"] for r in got["images"])[:2])
     i = int(cases["ids"][0])
     assert np.array_equal(cases["preds"][0], run.predictions[i])
@@ -234,33 +237,33 @@ def test_curves_gaps_sites_and_wire_from_teaching_runs():
             _run("sflv2", 1, [0.5, 0.7]),
             _run("local", 0, [0.1, 0.5], partition="label"),
             _run("sflv2", 0, [0.2, 0.45], partition="label")]
-    curves = compare.mean_curves(runs[:4], by="strategy", metrics=("dice",))
+    curves = comparison.mean_curves(runs[:4], by="strategy", metrics=("dice",))
     assert [r["dice"] for r in curves["local"]] == pytest.approx([0.3, 0.5])
     assert curves["local"][1]["dice_std"] == pytest.approx(np.std([0.4, 0.6], ddof=1))
     assert curves["sflv2"][0]["n"] == 2
 
-    gaps = compare.paired_gaps(runs, "sflv2", "local", by="partition")
+    gaps = comparison.paired_gaps(runs, "sflv2", "local", by="partition")
     assert [g["partition"] for g in gaps] == ["iid", "label"]
     assert gaps[0]["gap_values"] == pytest.approx([30.0, 10.0]) and gaps[0]["seeds"] == [0, 1]
     assert gaps[1]["gap_mean"] == pytest.approx(-5.0) and gaps[1]["gap_std"] == 0.0
     assert len(report.plot_gaps(gaps, threshold=5).axes) == 1
 
-    sites = compare.site_rows(runs[:4], by="strategy")
+    sites = comparison.site_rows(runs[:4], by="strategy")
     sflv2 = {r["site"]: r for r in sites if r["strategy"] == "sflv2"}
     assert sflv2[0]["dice_mean"] == pytest.approx(0.55) and sflv2[1]["n_train"] == 30
     assert sflv2[1]["dice_std"] == pytest.approx(np.std([0.9, 0.7], ddof=1))
     assert len(report.plot_site_bars(sites, panel="strategy", series="strategy").axes) == 2
-    table = compare.site_rows_table(sites, "dice")
+    table = comparison.site_rows_table(sites, "dice")
     assert "| strategy | site 0 | site 1 |" in table
     assert "| sflv2 | 55.0 ± 7.1 | 80.0 ± 14.1 |" in table
-    assert "| local | 10 | 30 |" in compare.site_rows_table(sites, "n_train")
-    one = compare.site_rows(runs[2:3], by="strategy")
-    assert "| sflv2 | 60.0 | 90.0 |" in compare.site_rows_table(one, "dice")
+    assert "| local | 10 | 30 |" in comparison.site_rows_table(sites, "n_train")
+    one = comparison.site_rows(runs[2:3], by="strategy")
+    assert "| sflv2 | 60.0 | 90.0 |" in comparison.site_rows_table(one, "dice")
 
-    wire = compare.wire_rows({"u": runs[2], "v": _run("sflv2", 0, [0.5], split="vanilla")})
+    wire = comparison.wire_rows({"u": runs[2], "v": _run("sflv2", 0, [0.5], split="vanilla")})
     assert wire[0]["bytes_up"] == pytest.approx(150) and wire[0]["bytes_down"] == 75
     assert (wire[0]["labels_sent"], wire[1]["labels_sent"]) == (False, True)
-    assert "| v | 0.500 | 150 B | 75 B | **yes** |" in compare.wire_table(wire)
+    assert "| v | 0.500 | 150 B | 75 B | **yes** |" in comparison.wire_table(wire)
 
 
 def test_metrics_of_a_known_prediction_through_evaluate_run():
@@ -275,7 +278,7 @@ def test_metrics_of_a_known_prediction_through_evaluate_run():
     run = teaching.TeachingRun(config, History(config.to_dict(), [rec]),
                                np.zeros((2, 24, 24, 3), np.uint8), truth, pred,
                                np.array([0, 1]), ["background", "polyp"])
-    r = compare.evaluate_run(run, hd95=True)
+    r = comparison.evaluate_run(run, hd95=True)
     assert r["dice"] == pytest.approx(0.85) and r["iou"] == pytest.approx((1 + 70 / 130) / 2)
     assert [s["dice"] for s in r["site_results"]] == pytest.approx([1.0, 0.7])
     assert r["hd95"] == pytest.approx(1.5)
