@@ -35,8 +35,10 @@ $(STAMP): pyproject.toml Makefile | $(BIN)/python
 demo: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/medseg-kit demo --out outputs
 
+# ruff, then the layer contract in pyproject.toml (no upward import, no circle)
 lint: $(STAMP)
 	$(BIN)/ruff check medseg_kit tests data_scripts bench notebooks
+	$(BIN)/lint-imports --no-cache
 
 # pytest and the course run side by side, one core each; make waits for both, prints each
 # one's output whole when it ends (--output-sync) and fails when either failed.
