@@ -45,7 +45,8 @@ def test_packet_loss_zeroes_about_that_fraction_of_rows():
     assert (w.send({"t": t}, "down", "gradient")["t"] == 1).all()
 
 
-@pytest.mark.parametrize("kw", [{"codec": "bf8"}, {"loss_up": 1.5}, {"noise_std": -1}])
+@pytest.mark.parametrize("kw", [{"codec": "bf8"}, {"codec": "activation=int4"}, {"loss_up": 1.5},
+                                {"noise_std": -1}, {"noise": "uniform"}])
 def test_bad_settings_are_named(kw):
     with pytest.raises(ValueError, match=next(iter(kw))):
         Wire(**kw)
