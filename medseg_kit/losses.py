@@ -48,3 +48,22 @@ def make_loss(name: str = "dice_ce", dice_weight: float = 0.5):
                     + dice_weight * soft_dice_loss(logits, target))
         return dice_ce
     raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
+
+
+def distance_correlation(x: torch.Tensor, z: torch.Tensor, eps: float = 1e-9) -> torch.Tensor:
+    """Sample distance correlation (Székely et al., 2007) of two batches, in [0, 1].
+
+    Rows are samples: ``x`` and ``z`` are flattened to ``N x D`` and ``N x E``. 0 when the
+    batches are independent (in the large-sample limit), 1 when one is a scaled, rotated
+    and shifted copy of the other. Differentiable: NoPeek (Vepakomma et al., 2020) adds it,
+    weighted, to the site's loss between the images and what the site sends, so that the
+    smashed data says less about the images.
+    """
+    def centred(a: torch.Tensor) -> torch.Tensor:
+        d = torch.cdist(a, a)
+        return d - d.mean(0, keepdim=True) - d.mean(1, keepdim=True) + d.mean()
+
+    a, b = centred(x.flatten(1).float()), centred(z.flatten(1).float())
+    dcov_xz = (a * b).mean().clamp_min(0)
+    dvar_x, dvar_z = (a * a).mean(), (b * b).mean()
+    return torch.sqrt(dcov_xz / (torch.sqrt(dvar_x * dvar_z) + eps) + eps)

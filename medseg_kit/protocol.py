@@ -30,24 +30,35 @@ from .split import Part, Split
 from .wire import Wire
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+#: a loss term the site adds on its own side: ``penalty(image batch, sent)``, where
+#: ``sent`` is what the front sends up (e.g. NoPeek's distance correlation)
+FrontPenalty = Callable[[torch.Tensor, dict[str, torch.Tensor]], torch.Tensor]
 
 
 def _grads(sent: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.grad for k, v in sent.items() if v.requires_grad and v.grad is not None}
 
 
-def _backward(outputs: dict[str, torch.Tensor], grads: dict[str, torch.Tensor]) -> None:
+def _backward(outputs: dict[str, torch.Tensor], grads: dict[str, torch.Tensor],
+              extra: torch.Tensor | None = None) -> None:
+    """Back-propagate ``grads`` into ``outputs`` (and a scalar ``extra`` loss term of the
+    same side) in one call."""
     pairs = [(outputs[k], g) for k, g in grads.items() if outputs[k].requires_grad]
+    if extra is not None:
+        pairs.append((extra, torch.ones_like(extra)))
     if pairs:
         torch.autograd.backward([p[0] for p in pairs], [p[1] for p in pairs])
 
 
 def split_train_step(split: Split, client: Part, server: Part, x: torch.Tensor,
-                     y: torch.Tensor, loss_fn: LossFn, wire: Wire) -> torch.Tensor:
+                     y: torch.Tensor, loss_fn: LossFn, wire: Wire,
+                     front_penalty: FrontPenalty | None = None) -> torch.Tensor:
     """Forward and backward of one batch across the cut; returns the (detached) loss.
 
     Gradients are left in the parameters of ``client`` and ``server``; the caller steps
-    the optimizers (so that the same step serves every strategy).
+    the optimizers (so that the same step serves every strategy). ``front_penalty``: a
+    loss term of the site's front stages alone (never sent; the returned loss excludes
+    it), back-propagated with the gradients the server returns.
     """
     f, b, n = split.front, split.back, split.n
     env = client.run({INPUT: x}, 0, f)
@@ -71,7 +82,9 @@ def split_train_step(split: Split, client: Part, server: Part, x: torch.Tensor,
     front_grads = dict(g_up)
     for t, g in _grads(kept).items():
         front_grads[t] = front_grads[t] + g if t in front_grads else g
-    _backward({t: env[t] for t in front_grads}, front_grads)
+    extra = (front_penalty(x, {t: env[t] for t in split.up}) if front_penalty is not None
+             else None)
+    _backward({t: env[t] for t in front_grads}, front_grads, extra)
     return loss.detach()
 
 

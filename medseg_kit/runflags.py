@@ -49,11 +49,16 @@ HELP = {
     "test_fraction": "share of the images held out for testing",
     "seed": "seeds the model, the split, the partition and the batch order",
     "device": "auto, cpu, cuda or cuda:N",
-    "codec": "what the wire does to activations and gradients",
+    "codec": "what the wire does to what it carries: a codec for activations and "
+             "gradients (none, fp16, bf16, int8, int8c, topk:F) or rules such as "
+             "activation=fp16,gradient=topk:0.05,model=int8",
     "site_dropout": "probability that a site misses a round",
     "loss_up": "fraction of rows lost on the wire, site to server",
     "loss_down": "fraction of rows lost on the wire, server to site",
-    "noise_std": "Gaussian noise added to activations on the wire",
+    "noise_std": "standard deviation of the noise added to activations on the wire",
+    "noise": "the noise's distribution",
+    "nopeek": "NoPeek: weight of the distance correlation between images and what the "
+              "site sends, added to its loss",
 }
 #: config fields with no flag (set them from Python)
 NO_FLAG = ("dropout_schedule",)

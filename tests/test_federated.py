@@ -50,14 +50,19 @@ def test_strategies_train_and_report(strategy):
 
 def test_sflv2_bytes_match_the_split_report():
     data = disc_data(n=40)
-    config = cfg(strategy="sflv2", rounds=1, sites=2, batch_size=4)
+    config = cfg(strategy="sflv2", rounds=1, sites=2, batch_size=4, bn_calibration=3)
     h, strat = train(config, data=data, progress=False)
-    per_image = Split(strat.run.net, *strat.run.net.default_cut).bytes_per_image(32)
+    split = Split(strat.run.net, *strat.run.net.default_cut)
+    per_image = split.bytes_per_image(32)
+    client = sum(t.numel() * t.element_size() for t in split.client_part().state_dict().values())
     for r in h.records:
         if r["site"] != GLOBAL:
             seen = r["n_train"] - (r["n_train"] % 4 == 1)  # a last batch of one is dropped
-            assert r["bytes_up"] == seen * per_image["up"]
-            assert r["bytes_down"] == seen * per_image["down"]
+            # training steps, the client part each way, 3 calibration images' activations
+            assert r["bytes_up"] == seen * per_image["up"] + client + 3 * per_image[
+                "up_activations"]
+            assert r["bytes_down"] == seen * per_image["down"] + client + 3 * per_image[
+                "down_activations"]
 
 
 def test_history_and_checkpoint_written_and_resume_matches(tmp_path):

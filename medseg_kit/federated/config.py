@@ -17,7 +17,7 @@ from ..data.partition import PARTITIONS
 from ..losses import LOSSES
 from ..models import check_input_size
 from ..split import SPLIT_KINDS as SPLITS
-from ..wire import CODECS
+from ..wire import NOISES, check_codec
 from .strategies import STRATEGY_CLASSES
 
 STRATEGIES = tuple(STRATEGY_CLASSES)
@@ -25,7 +25,7 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("none", "cosine")
 #: the choices of every config field that takes a name from a fixed list
 CHOICES = {"strategy": STRATEGIES, "optimizer": OPTIMIZERS, "split": SPLITS,
-           "partition": PARTITIONS, "schedule": SCHEDULES, "loss": LOSSES, "codec": CODECS}
+           "partition": PARTITIONS, "schedule": SCHEDULES, "loss": LOSSES, "noise": NOISES}
 
 
 @dataclass
@@ -77,11 +77,18 @@ class RunConfig:
         dropout_schedule: explicit failures, ``{round: [site, ...]}`` (overrides the
             probability for the rounds it names).
         loss_up, loss_down: fraction of rows of each crossing tensor lost on the wire.
-        noise_std: Gaussian noise added to every activation on the wire.
+        noise_std: standard deviation of the noise added to every activation on the wire.
+        noise: its distribution, ``gaussian`` or ``laplace``.
+        nopeek: weight of NoPeek's distance correlation between each batch of images and
+            what the site sends up, added to the site's loss (0: off; splitting strategies
+            only).
         test_fraction: share of images held out for testing (split IID across sites).
         seed: seeds the model, the split, the partition and the batch order.
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
-        codec: wire codec (``none``, ``fp16``, ``int8``).
+        codec: what the wire does to what it carries: a name from
+            ``medseg_kit.wire.CODECS`` (activations and gradients, both directions), or
+            rules per direction and kind such as ``"activation=fp16,gradient=topk:0.05,
+            model=int8"`` (see :func:`medseg_kit.wire.parse_codec`).
     """
 
     model: str = "unet"
@@ -119,6 +126,8 @@ class RunConfig:
     loss_up: float = 0.0
     loss_down: float = 0.0
     noise_std: float = 0.0
+    noise: str = "gaussian"
+    nopeek: float = 0.0
 
     def __post_init__(self):
         for name, allowed in CHOICES.items():
@@ -141,7 +150,9 @@ class RunConfig:
             if v is not None and not (_finite(v) and v > lo and (hi is None or v < hi)):
                 bound = f"in ({lo:g}, {hi:g})" if hi is not None else f"> {lo:g}"
                 raise ValueError(f"{name} must be a number {bound}; got {v!r}")
-        for name, hi in (("weight_decay", None), ("noise_std", None), ("dice_weight", 1.0),
+        self.codec = check_codec(self.codec)
+        for name, hi in (("weight_decay", None), ("noise_std", None), ("nopeek", None),
+                         ("dice_weight", 1.0),
                          ("site_dropout", 1.0), ("loss_up", 1.0), ("loss_down", 1.0)):
             v = getattr(self, name)
             if not (_finite(v) and v >= 0 and (hi is None or v <= hi)):

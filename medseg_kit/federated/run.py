@@ -11,6 +11,7 @@ from any round's checkpoint and ends with the same weights as an uninterrupted o
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import sys
@@ -30,7 +31,7 @@ from ..data import SegData, load_dataset, make_sites, train_test_split
 from ..data.augment import augment_batch
 from ..data.base import ensure_synthetic
 from ..data.partition import apply_site_shift
-from ..losses import make_loss
+from ..losses import distance_correlation, make_loss
 from ..models import create_model
 from ..split import Split, resolve_cut
 from ..wire import Wire
@@ -162,9 +163,11 @@ class Run:
         self.net = create_model(c.model, in_channels=data.in_channels,
                                 num_classes=data.model_classes, width=c.width).to(self.device)
         self.num_classes = data.num_classes
-        self.wire = Wire(codec=c.codec, noise_std=c.noise_std, loss_up=c.loss_up,
-                         loss_down=c.loss_down, seed=c.seed)
+        self.wire = Wire(codec=c.codec, noise_std=c.noise_std, noise=c.noise,
+                         loss_up=c.loss_up, loss_down=c.loss_down, seed=c.seed)
         self.loss_fn = make_loss(c.loss, c.dice_weight)
+        #: the site's own loss term on what it sends (NoPeek), or None
+        self.front_penalty = None
         self.notes = []
         #: the cut (``None`` for a strategy that does not split: centralized, local, fl)
         self.split: Split | None = None
@@ -177,6 +180,12 @@ class Run:
             if self.split.raw_up:
                 self.notes.append("the cut sends raw image data to the server: "
                                   f"{self.split.raw_up}")
+            if c.nopeek > 0:
+                self.front_penalty = functools.partial(_nopeek, c.nopeek)
+        elif c.nopeek > 0:
+            raise ValueError(f"nopeek={c.nopeek} needs a strategy that splits the network "
+                             f"({', '.join(n for n, s in STRATEGY_CLASSES.items() if s.uses_split)}"
+                             f"); {c.strategy} sends no activations")
 
     # --------------------------------------------------------------- batches
     def batches(self, indices: np.ndarray, round_: int, site: int, epoch: int = 0
@@ -225,22 +234,45 @@ class Run:
         return ids
 
     # ------------------------------------------------------------ evaluation
-    def calibrate(self, strategy, r: int, sites: list[int]) -> None:
+    def calibrate(self, strategy, r: int, sites: list[int]) -> dict[int, dict[str, int]]:
         """Set the BatchNorm statistics of every model ``strategy`` evaluates from its final
         weights and ``bn_calibration`` training images of each of ``sites`` that uses it
         (one batch per site; a model that none of ``sites`` uses is left as it is). See
-        :mod:`medseg_kit.federated.batchnorm`."""
+        :mod:`medseg_kit.federated.batchnorm`.
+
+        In a split run that forward pass crosses the cut, so its activations are counted
+        on the wire (kind ``calibration``). Returns the bytes per site:
+        ``{site: {"bytes_up": ..., "bytes_down": ...}}``.
+        """
         c = self.config
         if c.bn_calibration == 0:
-            return
+            return {}
         users: dict[int, tuple[object, list[int]]] = {}
+        samples = {i: calibration_sample(self.sites[i].train_idx, c.bn_calibration, c.seed,
+                                         r, i) for i in sites}
         for i in sites:
             net = strategy.model_for(i)
             users.setdefault(id(net), (net, []))[1].append(i)
         for net, ids in users.values():  # one batch per site: its sample
-            calibrate(net, (self.train.batch(calibration_sample(
-                self.sites[i].train_idx, c.bn_calibration, c.seed, r, i), self.device)[0]
-                for i in ids))
+            calibrate(net, (self.train.batch(samples[i], self.device)[0] for i in ids))
+        if self.split is None:
+            return {}
+        sent = {}
+        for i in sites:
+            up0, down0 = self.wire.bytes_up, self.wire.bytes_down
+            for direction, names in (("up", self.split.up), ("down", self.split.down)):
+                self.wire.account({t: torch.empty((len(samples[i]), *shape), dtype=dtype,
+                                                  device="meta")
+                                   for t, (shape, dtype) in self._specs(names).items()},
+                                  direction, "calibration")
+            sent[i] = {"bytes_up": self.wire.bytes_up - up0,
+                       "bytes_down": self.wire.bytes_down - down0}
+        return sent
+
+    def _specs(self, names) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+        """Per-image shape and dtype of the named tensors at this run's image size."""
+        specs = self.net.tensor_specs((self.config.size, self.config.size))
+        return {t: specs[t] for t in names}
 
     @torch.no_grad()
     def predict(self, net, indices: np.ndarray | None = None) -> torch.Tensor:
@@ -269,6 +301,13 @@ class Run:
         idx = np.arange(len(self.test)) if indices is None else indices
         target = torch.from_numpy(self.test.masks[idx]).long()
         return metrics.overlap_counts(self.predict(net, idx), target, self.num_classes).numpy()
+
+
+def _nopeek(weight: float, x: torch.Tensor, sent: dict[str, torch.Tensor]) -> torch.Tensor:
+    """NoPeek's loss term: ``weight`` x the distance correlation between the images and
+    everything floating-point the site sends up, flattened per image."""
+    z = torch.cat([t.flatten(1) for t in sent.values() if t.is_floating_point()], 1)
+    return weight * distance_correlation(x, z)
 
 
 def resolve_data(c: RunConfig, progress: bool = True) -> SegData:
@@ -347,7 +386,10 @@ def train(config: RunConfig, out: str | Path | None = None, *, data: SegData | N
         if rejected:
             event(f"round {r}: update(s) of site(s) {rejected} rejected (NaN or Inf); "
                   "not averaged")
-        run.calibrate(strategy, r, active)
+        for i, extra in run.calibrate(strategy, r, active).items():
+            st = site_stats.setdefault(i, {})
+            for k, v in extra.items():
+                st[k] = st.get(k, 0) + v
         seconds = time.perf_counter() - t0
         history.records.extend(_round_records(run, strategy, r, active, site_stats, seconds))
         g = history.rows()[-1]

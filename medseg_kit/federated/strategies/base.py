@@ -90,10 +90,11 @@ def train_whole(net: StagedNet, opt: torch.optim.Optimizer, batches: Iterable, l
 
 def train_split(split: Split, client: Part, server: Part, opt_client: torch.optim.Optimizer,
                 opt_server: torch.optim.Optimizer, batches: Iterable, loss_fn, wire: Wire,
-                clip: float | None = None) -> dict:
+                clip: float | None = None, front_penalty=None) -> dict:
     """SplitFed training of one site with one server part on some batches.
 
-    Each side clips its own gradient norm (neither sees the other's gradients).
+    Each side clips its own gradient norm (neither sees the other's gradients);
+    ``front_penalty`` is the site's own loss term (see :func:`split_train_step`).
     Returns the loss, the number of images, the bytes sent each way and the seconds.
     """
     client.train()
@@ -104,7 +105,7 @@ def train_split(split: Split, client: Part, server: Part, opt_client: torch.opti
     for x, y in batches:
         opt_client.zero_grad(set_to_none=True)
         opt_server.zero_grad(set_to_none=True)
-        loss = split_train_step(split, client, server, x, y, loss_fn, wire)
+        loss = split_train_step(split, client, server, x, y, loss_fn, wire, front_penalty)
         _clip(sparams, clip)
         _clip(cparams, clip)
         opt_server.step()
@@ -171,6 +172,20 @@ def average_into(targets: Sequence[nn.Module], sources: Sequence[nn.Module],
         t.load_state_dict(avg)
 
 
-def send_state(wire: Wire, module: nn.Module, direction: str) -> None:
-    """Count the bytes of shipping a module's weights (parameters and buffers)."""
-    wire.send(dict(module.state_dict()), direction, "model")
+def download(wire: Wire, source: nn.Module, target: nn.Module) -> None:
+    """The server sends ``source``'s weights (parameters and buffers) down the wire; the
+    site's copy ``target`` loads what arrives (a model codec may have changed it)."""
+    target.load_state_dict(wire.send(dict(source.state_dict()), "down", "model"))
+
+
+def upload(wire: Wire, module: nn.Module) -> dict[str, torch.Tensor]:
+    """The site sends ``module``'s weights up the wire; returns what the server receives."""
+    return wire.send(dict(module.state_dict()), "up", "model")
+
+
+def average_states_into(targets: Sequence[nn.Module], states: Sequence[dict],
+                        weights: Sequence[float]) -> None:
+    """FedAvg ``states`` (what the server received) into every module of ``targets``."""
+    avg = fedavg(list(states), weights)
+    for t in targets:
+        t.load_state_dict(avg)

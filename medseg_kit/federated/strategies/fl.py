@@ -9,7 +9,15 @@ from __future__ import annotations
 
 import copy
 
-from .base import Strategy, average_into, guarded, send_state, site_batches, train_whole
+from .base import (
+    Strategy,
+    average_states_into,
+    download,
+    guarded,
+    site_batches,
+    train_whole,
+    upload,
+)
 
 
 class FedAvg(Strategy):
@@ -22,23 +30,21 @@ class FedAvg(Strategy):
         self.opts = [run.make_optimizer(n.parameters()) for n in self.nets]
 
     def train_round(self, r, active):
-        out, ok = {}, []
+        out, received = {}, {}
         wire = self.run.wire
         for i in active:
             net, opt = self.nets[i], self.opts[i]
             up0, down0 = wire.bytes_up, wire.bytes_down
-            send_state(wire, self.net, "down")
-            net.load_state_dict(self.net.state_dict())
+            download(wire, self.net, net)
             batches = site_batches(self.run, self.run.sites[i], r)
             out[i] = guarded([net], [opt], lambda net=net, opt=opt, b=batches: train_whole(
                 net, opt, b, self.run.loss_fn, self.run.config.clip_grad))
-            if out[i]["status"] == "ok":
-                send_state(wire, net, "up")
-                ok.append(i)
+            if out[i]["status"] == "ok":  # a site whose update broke sends nothing back
+                received[i] = upload(wire, net)
             out[i].update(bytes_up=wire.bytes_up - up0, bytes_down=wire.bytes_down - down0)
-        if ok:
-            average_into([self.net], [self.nets[i] for i in ok],
-                         [self.run.sites[i].n_train for i in ok])
+        if received:
+            average_states_into([self.net], list(received.values()),
+                                [self.run.sites[i].n_train for i in received])
         return out
 
     def model_for(self, site):

@@ -9,7 +9,16 @@ from __future__ import annotations
 
 import copy
 
-from .base import Strategy, average_into, guarded, site_batches, train_split
+from .base import (
+    Strategy,
+    average_into,
+    average_states_into,
+    download,
+    guarded,
+    site_batches,
+    train_split,
+    upload,
+)
 
 
 class SFLv1(Strategy):
@@ -28,21 +37,25 @@ class SFLv1(Strategy):
         self.opt_servers = [run.make_optimizer(s.parameters()) for s in self.servers]
 
     def train_round(self, r, active):
-        out = {}
+        out, received = {}, {}
+        wire, run = self.run.wire, self.run
         for i in active:
             c, s, oc, os_ = self.clients[i], self.servers[i], self.opt_clients[i], \
                 self.opt_servers[i]
-            c.load_state_dict(self.global_client.state_dict())
-            s.load_state_dict(self.global_server.state_dict())
-            batches = site_batches(self.run, self.run.sites[i], r)
+            up0, down0 = wire.bytes_up, wire.bytes_down
+            download(wire, self.global_client, c)  # the federation sends the client part
+            s.load_state_dict(self.global_server.state_dict())  # on the server: no wire
+            batches = site_batches(run, run.sites[i], r)
             out[i] = guarded([c, s], [oc, os_], lambda c=c, s=s, oc=oc, os_=os_, b=batches:
-                             train_split(self.split, c, s, oc, os_, b, self.run.loss_fn,
-                                         self.run.wire, self.run.config.clip_grad))
-        ok = [i for i in active if out[i]["status"] == "ok"]
-        if ok:
-            w = [self.run.sites[i].n_train for i in ok]
-            average_into([self.global_client], [self.clients[i] for i in ok], w)
-            average_into([self.global_server], [self.servers[i] for i in ok], w)
+                             train_split(self.split, c, s, oc, os_, b, run.loss_fn, wire,
+                                         run.config.clip_grad, run.front_penalty))
+            if out[i]["status"] == "ok":
+                received[i] = upload(wire, c)
+            out[i].update(bytes_up=wire.bytes_up - up0, bytes_down=wire.bytes_down - down0)
+        if received:
+            w = [run.sites[i].n_train for i in received]
+            average_states_into([self.global_client], list(received.values()), w)
+            average_into([self.global_server], [self.servers[i] for i in received], w)
         return out
 
     def model_for(self, site):

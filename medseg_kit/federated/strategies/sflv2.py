@@ -12,7 +12,15 @@ import copy
 
 import numpy as np
 
-from .base import Strategy, average_into, guarded, site_batches, train_split
+from .base import (
+    Strategy,
+    average_states_into,
+    download,
+    guarded,
+    site_batches,
+    train_split,
+    upload,
+)
 
 
 class SFLv2(Strategy):
@@ -33,19 +41,24 @@ class SFLv2(Strategy):
         return [int(i) for i in rng.permutation(sorted(active))]
 
     def train_round(self, r, active):
-        out = {}
+        out, received = {}, {}
+        wire, run = self.run.wire, self.run
         for i in self.site_order(r, active):
             c, oc = self.clients[i], self.opt_clients[i]
-            c.load_state_dict(self.global_client.state_dict())
-            batches = site_batches(self.run, self.run.sites[i], r)
+            up0, down0 = wire.bytes_up, wire.bytes_down
+            download(wire, self.global_client, c)  # the federation sends the client part
+            batches = site_batches(run, run.sites[i], r)
             out[i] = guarded([c, self.server], [oc, self.opt_server],
                              lambda c=c, oc=oc, b=batches: train_split(
                                  self.split, c, self.server, oc, self.opt_server, b,
-                                 self.run.loss_fn, self.run.wire, self.run.config.clip_grad))
-        ok = [i for i in active if out[i]["status"] == "ok"]
+                                 run.loss_fn, wire, run.config.clip_grad, run.front_penalty))
+            if out[i]["status"] == "ok":
+                received[i] = upload(wire, c)
+            out[i].update(bytes_up=wire.bytes_up - up0, bytes_down=wire.bytes_down - down0)
+        ok = [i for i in active if i in received]  # in site order, as before
         if ok:
-            average_into([self.global_client], [self.clients[i] for i in ok],
-                         [self.run.sites[i].n_train for i in ok])
+            average_states_into([self.global_client], [received[i] for i in ok],
+                                [run.sites[i].n_train for i in ok])
         return out
 
     def model_for(self, site):

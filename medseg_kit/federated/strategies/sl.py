@@ -10,7 +10,7 @@ where one usually restarts it; keeping it makes SL with one site equal centraliz
 
 from __future__ import annotations
 
-from .base import Strategy, guarded, send_state, site_batches, train_split
+from .base import Strategy, download, guarded, site_batches, train_split, upload
 
 
 class SequentialSL(Strategy):
@@ -27,17 +27,17 @@ class SequentialSL(Strategy):
 
     def train_round(self, r, active):
         out = {}
-        wire = self.run.wire
+        wire, run = self.run.wire, self.run
         for i in active:
             up0, down0 = wire.bytes_up, wire.bytes_down
-            send_state(wire, self.client, "down")
-            batches = site_batches(self.run, self.run.sites[i], r)
+            download(wire, self.client, self.client)  # the previous site's weights arrive
+            batches = site_batches(run, run.sites[i], r)
             out[i] = guarded(
                 [self.client, self.server], [self.opt_client, self.opt_server],
                 lambda b=batches: train_split(self.split, self.client, self.server,
-                                              self.opt_client, self.opt_server, b,
-                                              self.run.loss_fn, wire, self.run.config.clip_grad))
-            send_state(wire, self.client, "up")
+                                              self.opt_client, self.opt_server, b, run.loss_fn,
+                                              wire, run.config.clip_grad, run.front_penalty))
+            self.client.load_state_dict(upload(wire, self.client))  # handed on
             out[i].update(bytes_up=wire.bytes_up - up0, bytes_down=wire.bytes_down - down0)
         return out
 
