@@ -57,7 +57,55 @@ def _cmd_cut(args) -> int:
         if refused:
             print(f"\n{refused} cut(s) not listed: they send raw image data to the server "
                   "(see them with --allow-raw)")
+    if args.link is not None:
+        _print_round_prices(net, args, cuts)
     return 0
+
+
+def _parse_link(text: str):
+    """``--link DOWN/UP[/LATENCY_MS]`` in Mbit/s, the way links are sold (100/20: 100
+    down, 20 up)."""
+    from .link import Link
+
+    parts = text.split("/")
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) not in (2, 3):
+        raise argparse.ArgumentTypeError(f"expected DOWN/UP[/LATENCY_MS] in Mbit/s and ms, "
+                                         f"e.g. 100/20 or 100/20/15; got {text!r}")
+    try:
+        return Link(up_mbps=values[1], down_mbps=values[0],
+                    latency_ms=values[2] if len(values) == 3 else 0.0)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _print_round_prices(net, args, cuts) -> None:
+    from .traffic import price_cuts
+    from .units import format_bytes
+    from .wire import Wire
+
+    link, n = args.link, args.images_per_site
+    rows = price_cuts(net, args.size, n, link, cuts=cuts, wire=Wire(codec=args.codec),
+                      batch_size=args.batch_size, bn_calibration=args.bn_calibration)
+    print(f"\nper site and round with {n} images, batches of {args.batch_size}, codec "
+          f"{args.codec}, on a {link.down_mbps:g}/{link.up_mbps:g} Mbit/s link (down/up, "
+          f"{link.latency_ms:g} ms latency per message):")
+    fl = rows[0] if rows else None
+    if fl is not None:
+        print(f"fl (no cut): {format_bytes(fl['fl_up'])} up, {format_bytes(fl['fl_down'])} "
+              f"down, {fl['fl_seconds']:.2f} s")
+    print(f"{'cut':<9}{'sflv2 up':>12}{'sflv2 down':>12}{'seconds':>10}{'vs fl':>8}"
+          f"{'break-even images/site':>24}")
+    for r in rows:
+        f, b = r["cut"]
+        be = r["break_even"]
+        print(f"({f},{b}){'':<{8 - len(f'({f},{b})')}}{format_bytes(r['sflv2_up']):>12}"
+              f"{format_bytes(r['sflv2_down']):>12}{r['sflv2_seconds']:>10.2f}"
+              f"{r['sflv2_seconds'] / r['fl_seconds']:>7.1f}x"
+              f"{'never cheaper' if be is None else f'<= {be:,}':>24}")
 
 
 def _cmd_train(args) -> int:
@@ -172,6 +220,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--width", type=int, default=None)
     p.add_argument("--allow-raw", action="store_true", help="also list raw-data cuts")
     p.add_argument("--vanilla", action="store_true", help="also list cuts with back = n")
+    p.add_argument("--link", type=_parse_link, default=None, metavar="DOWN/UP[/MS]",
+                   help="price a round on this link (Mbit/s down/up, optional latency in "
+                   "ms per message): bytes and seconds for sflv2 per cut and for fl, and the "
+                   "images per site up to which sflv2 sends less")
+    p.add_argument("--images-per-site", dest="images_per_site", type=int, default=500,
+                   help="training images per site, for --link")
+    p.add_argument("--batch-size", dest="batch_size", type=int, default=8,
+                   help="images per training step, for --link")
+    p.add_argument("--bn-calibration", dest="bn_calibration", type=int, default=16,
+                   help="BatchNorm calibration images per site and round, for --link")
+    p.add_argument("--codec", default="none", help="the wire's codec spec, for --link")
     p.set_defaults(func=_cmd_cut)
 
     p = sub.add_parser("train", help="train one configuration")

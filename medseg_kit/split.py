@@ -257,8 +257,7 @@ def stage_owners(n: int, front: int, back: int) -> list[str]:
 
 
 def cut_report(net: StagedNet, front: int, back: int, size: int | tuple[int, int], *,
-               stage_flops: list[int] | None = None, link=None, images_per_site: int = 1,
-               batch_size: int = 8) -> dict:
+               stage_flops: list[int] | None = None) -> dict:
     """Every fact about one cut, as plain values: what crosses, what it costs, who owns
     what share of the network, and whether raw image data would reach the server.
 
@@ -272,11 +271,6 @@ def cut_report(net: StagedNet, front: int, back: int, size: int | tuple[int, int
         size: image side (or ``(height, width)``).
         stage_flops: forward FLOPs per stage (:func:`medseg_kit.models.summary.stage_flops`);
             without it the FLOP shares are left out.
-        link: a :class:`medseg_kit.link.Link`; with it, ``seconds_per_round`` is the time
-            on the wire for one local epoch of ``images_per_site`` images.
-        images_per_site: training images a site sends through per round (one epoch).
-        batch_size: images per message (4 messages a batch: activations up, activations
-            down, gradients up, gradients down), for the link's latency.
 
     Returns:
         A dict with ``model``, ``size``, ``front``, ``back``, ``owners`` (one per stage),
@@ -286,10 +280,8 @@ def cut_report(net: StagedNet, front: int, back: int, size: int | tuple[int, int
         ``Split.bytes_per_image(size)["up"/"down"]``), ``bytes`` (that whole dict),
         ``params_site``, ``params_server``, ``params_site_share`` and, with
         ``stage_flops``, ``flops_site``, ``flops_server``, ``flops_site_share``; ``raw``
-        (raw tensors sent up) and ``refused`` (message or None); with ``link``:
-        ``bytes_round_up`` / ``bytes_round_down`` (smashed data and gradients of one
-        epoch plus the site's model part up and the averaged part down, float32),
-        ``messages`` and ``seconds_per_round``.
+        (raw tensors sent up) and ``refused`` (message or None). What a whole round costs
+        on a link is :func:`medseg_kit.traffic.price_round`.
 
     Raises:
         CutError: for an invalid cut.
@@ -325,14 +317,6 @@ def cut_report(net: StagedNet, front: int, back: int, size: int | tuple[int, int
         total = max(sum(stage_flops), 1)
         rep.update(flops_site=sum(stage_flops) - server, flops_server=server,
                    flops_site_share=(sum(stage_flops) - server) / total)
-    if link is not None:
-        model_bytes = 4 * site_params  # the site part goes up, the average comes down
-        up = images_per_site * b["up"] + model_bytes
-        down = images_per_site * b["down"] + model_bytes
-        messages = 4 * -(-images_per_site // max(batch_size, 1)) + 2
-        rep.update(images_per_site=images_per_site, bytes_round_up=up,
-                   bytes_round_down=down, messages=messages,
-                   seconds_per_round=link.seconds(up, down, messages))
     return rep
 
 

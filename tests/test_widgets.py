@@ -32,6 +32,7 @@ from medseg_kit.split import (  # noqa: E402
     stage_owners,
     valid_cuts,
 )
+from medseg_kit.traffic import price_round  # noqa: E402
 from medseg_kit.widgets import (  # noqa: E402
     CutExplorer,
     MaskComparer,
@@ -74,14 +75,16 @@ def test_cut_report_agrees_with_split(unet, cut):
     assert rep["refused"] is None and rep["labels_to_server"] == (cut[1] == 10)
 
 
-def test_cut_report_time_on_the_link(unet):
+def test_a_round_on_the_link(unet):
     link = Link(10, 40, latency_ms=2)
-    rep = cut_report(unet, 2, 8, 32, link=link, images_per_site=20, batch_size=8)
-    b = Split(unet, 2, 8).bytes_per_image(32)
-    part = 4 * rep["params_site"]
-    assert rep["bytes_round_up"] == 20 * b["up"] + part
-    assert rep["bytes_round_down"] == 20 * b["down"] + part
-    assert rep["messages"] == 4 * 3 + 2
+    rep = price_round(unet, (2, 8), 32, link, images_per_site=20, batch_size=8,
+                      bn_calibration=4)
+    split = Split(unet, 2, 8)
+    b = split.bytes_per_image(32)
+    part = sum(t.numel() * t.element_size() for t in split.client_part().state_dict().values())
+    assert rep["bytes_round_up"] == 20 * b["up"] + part + 4 * b["up_activations"]
+    assert rep["bytes_round_down"] == 20 * b["down"] + part + 4 * b["down_activations"]
+    assert rep["messages"] == 4 * 3 + 2 + 2  # 3 batches, the client part, calibration
     assert rep["seconds_per_round"] == pytest.approx(
         link.seconds(rep["bytes_round_up"], rep["bytes_round_down"], rep["messages"]))
 

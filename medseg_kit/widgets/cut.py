@@ -13,6 +13,7 @@ from ..link import Link
 from ..models.staged import StagedNet
 from ..models.summary import stage_flops
 from ..split import CutError, activations, cut_report
+from ..traffic import price_round
 from ..units import format_bytes
 from ._base import WidgetBase, figure_png
 
@@ -59,8 +60,9 @@ def readout_html(rep: dict) -> str:
     if "seconds_per_round" in rep:
         parts.append(f"one round, {rep['images_per_site']} images per site: "
                      f"{format_bytes(rep['bytes_round_up'])} up, "
-                     f"{format_bytes(rep['bytes_round_down'])} down (with the site's model "
-                     f"part) &rArr; <b>{rep['seconds_per_round']:.2f} s</b> on the link")
+                     f"{format_bytes(rep['bytes_round_down'])} down (the client part both "
+                     f"ways, training, BatchNorm calibration) &rArr; "
+                     f"<b>{rep['seconds_per_round']:.2f} s</b> on the link")
     if rep["labels_to_server"]:
         parts.append("<span style='color:#b00020'>back = number of stages: the vanilla split;"
                      " the labels go to the server.</span>")
@@ -150,15 +152,17 @@ class CutExplorer(WidgetBase):
 
     @property
     def report(self) -> dict:
-        """The facts of the current cut (:func:`medseg_kit.split.cut_report` with the link),
-        or ``{"error": message, "front": .., "back": ..}`` for an invalid cut."""
+        """The facts of the current cut (:func:`medseg_kit.split.cut_report`) and its round
+        on the link (:func:`medseg_kit.traffic.price_round`: SplitFed, float32), or
+        ``{"error": message, "front": .., "back": ..}`` for an invalid cut."""
         front, back = self.cut.value
         try:
-            return cut_report(self.net, front, back, self.size, stage_flops=self.stage_flops,
-                              link=Link(self.mbps.value, self.mbps.value),
-                              images_per_site=self.images.value)
+            rep = cut_report(self.net, front, back, self.size, stage_flops=self.stage_flops)
         except CutError as e:
             return {"error": str(e), "front": front, "back": back}
+        return {**rep, **price_round(self.net, (front, back), self.size,
+                                     Link(self.mbps.value, self.mbps.value),
+                                     images_per_site=self.images.value)}
 
     # -------------------------------------------------------------- drawing
     def _stage_list(self) -> str:
