@@ -82,9 +82,18 @@ def evaluation(models=("unet",), datasets=("kvasir", "ham10000", "blastocyst"),
             for d in datasets for m in models for s in strategies for k in seeds]
 
 
+def communication(codecs=("none", "fp16", "bf16", "int8", "int8c", "gradient=topk:0.1",
+                          "activation=fp16,gradient=topk:0.1,model=int8", "model=int8"),
+                  seed: int = SEEDS[0], **overrides) -> list[RunConfig]:
+    """Notebook 08 (and ``bench/codecs.py``): ``sflv2`` once per wire codec spec, first
+    seed (the ``"none"`` run is 00's)."""
+    return [config(strategy="sflv2", codec=c, seed=seed, **overrides) for c in codecs]
+
+
 SCENARIOS = {"00_quickstart": quickstart, "04_training_strategies": strategies,
              "04_training_strategies extras": strategy_extras,
-             "05_non_iid_sites": non_iid, "06_evaluation_and_comparison": evaluation}
+             "05_non_iid_sites": non_iid, "06_evaluation_and_comparison": evaluation,
+             "08_communication": communication}
 
 
 #: Synthetic sets a notebook loads itself, outside the teaching runs: (dataset, images,

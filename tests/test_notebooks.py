@@ -28,6 +28,9 @@ SMALL = {
     "06_evaluation_and_comparison": {"DATASETS": ["kvasir", "blastocyst"], "ROUNDS": 1,
                                      "SIZE": 32, "N_IMAGES": 16, "SITES": 2, "WIDTH": 4,
                                      "WORST": 2, "CHECK_CLAIMS": False},
+    "08_communication": {"SIZE": 32, "N_IMAGES": 24, "WIDTH": 4, "ROUNDS": 1,
+                         "CODECS": ["none", "fp16"], "SITE_COUNTS": [1, 2, 3],
+                         "PAPER_MODELS": ["unet"], "PAPER_SIZE": 64, "CHECK_CLAIMS": False},
 }
 
 
