@@ -5,6 +5,7 @@
     medseg-kit train --strategy sflv2 --out runs/a [--json] [--resume]
     medseg-kit demo                         centralized vs local vs SplitFed on 3 sites
     medseg-kit compare --models ... --datasets ...   the C/L/S comparison table
+    medseg-kit privacy --model unet --cuts 1,2,3   what the server could reconstruct or infer
     medseg-kit data check|synth|download ...  check a folder, write synthetic data, fetch
 """
 
@@ -19,6 +20,7 @@ from pathlib import Path
 from . import runflags
 from .comparison import add_compare_command
 from .data.cli import add_data_commands
+from .privacy.cli import add_privacy_command
 from .units import MIB
 
 
@@ -253,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_data_commands(sub)
     add_compare_command(sub)
+    add_privacy_command(sub)
     return parser
 
 

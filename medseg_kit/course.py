@@ -99,7 +99,9 @@ SCENARIOS = {"00_quickstart": quickstart, "04_training_strategies": strategies,
 #: Synthetic sets a notebook loads itself, outside the teaching runs: (dataset, images,
 #: seed). 01 shows each dataset; the teaching runs synthesize their own data.
 SHOWN_DATA = {"01_data_and_sites": [(name, 24, 0)
-                                    for name in ("ham10000", "kvasir", "blastocyst")]}
+                                    for name in ("ham10000", "kvasir", "blastocyst")],
+              # the honest-but-curious server's own images (notebook 07's attack)
+              "07_privacy": [("kvasir", 96, 1000)]}
 
 
 def all_runs() -> list[RunConfig]:
