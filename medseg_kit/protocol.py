@@ -52,14 +52,18 @@ def _backward(outputs: dict[str, torch.Tensor], grads: dict[str, torch.Tensor],
 
 def split_train_step(split: Split, client: Part, server: Part, x: torch.Tensor,
                      y: torch.Tensor, loss_fn: LossFn, wire: Wire,
-                     front_penalty: FrontPenalty | None = None) -> torch.Tensor:
+                     front_penalty: FrontPenalty | None = None,
+                     scaler: torch.amp.GradScaler | None = None) -> torch.Tensor:
     """Forward and backward of one batch across the cut; returns the (detached) loss.
 
     Gradients are left in the parameters of ``client`` and ``server``; the caller steps
     the optimizers (so that the same step serves every strategy). ``front_penalty``: a
     loss term of the site's front stages alone (never sent; the returned loss excludes
-    it), back-propagated with the gradients the server returns.
+    it), back-propagated with the gradients the server returns. ``scaler`` (fp16 training):
+    the loss and that term are scaled before backward, so every gradient that crosses is
+    scaled too; the caller unscales before it clips and steps.
     """
+    scale = scaler.scale if scaler is not None else (lambda t: t)
     f, b, n = split.front, split.back, split.n
     env = client.run({INPUT: x}, 0, f)
     up = wire.send({t: env[t] for t in split.up}, "up", "activation",
@@ -69,21 +73,21 @@ def split_train_step(split: Split, client: Part, server: Part, x: torch.Tensor,
     if split.labels_to_server:  # vanilla split: the label leaves the site
         y_server = wire.send({"label": y.to(torch.uint8)}, "up", "label")["label"].to(y.dtype)
         loss = loss_fn(senv[OUTPUT], y_server)
-        loss.backward()
+        scale(loss).backward()
     else:
         down = wire.send({t: senv[t] for t in split.down}, "down", "activation",
                          requires_grad=split.learned)
         benv = client.run({**kept, **down}, b, n)
         loss = loss_fn(benv[OUTPUT], y)
-        loss.backward()  # back stages; grads land on the received and kept leaves
+        scale(loss).backward()  # back stages; grads land on the received and kept leaves
         g_down = wire.send(_grads(down), "up", "gradient")
         _backward({t: senv[t] for t in g_down}, g_down)
     g_up = wire.send(_grads(up), "down", "gradient")
     front_grads = dict(g_up)
     for t, g in _grads(kept).items():
         front_grads[t] = front_grads[t] + g if t in front_grads else g
-    extra = (front_penalty(x, {t: env[t] for t in split.up}) if front_penalty is not None
-             else None)
+    extra = (scale(front_penalty(x, {t: env[t] for t in split.up}))
+             if front_penalty is not None else None)
     _backward({t: env[t] for t in front_grads}, front_grads, extra)
     return loss.detach()
 

@@ -59,10 +59,15 @@ HELP = {
     "noise": "the noise's distribution",
     "nopeek": "NoPeek: weight of the distance correlation between images and what the "
               "site sends, added to its loss",
+    "precision": "training's forward passes under autocast in this dtype (the loss in "
+                 "fp32; fp16 scales it); evaluation stays fp32",
+    "channels_last": "weights and training batches in channels-last memory format",
+    "compile": "torch.compile every stage for training (compiles on first use)",
 }
 #: config fields with no flag (set them from Python)
 NO_FLAG = ("dropout_schedule",)
-_FLAGS = {"allow_raw": "--allow-raw", "augment": "--augment"}  # switches
+_FLAGS = {"allow_raw": "--allow-raw", "augment": "--augment",  # switches
+          "channels_last": "--channels-last", "compile": "--compile"}
 
 
 def flag_name(field: str) -> str:

@@ -18,6 +18,7 @@ from ..losses import LOSSES
 from ..models import check_input_size
 from ..split import SPLIT_KINDS as SPLITS
 from ..wire import NOISES, check_codec
+from .compute import PRECISIONS
 from .strategies import STRATEGY_CLASSES
 
 STRATEGIES = tuple(STRATEGY_CLASSES)
@@ -25,7 +26,8 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("none", "cosine")
 #: the choices of every config field that takes a name from a fixed list
 CHOICES = {"strategy": STRATEGIES, "optimizer": OPTIMIZERS, "split": SPLITS,
-           "partition": PARTITIONS, "schedule": SCHEDULES, "loss": LOSSES, "noise": NOISES}
+           "partition": PARTITIONS, "schedule": SCHEDULES, "loss": LOSSES, "noise": NOISES,
+           "precision": PRECISIONS}
 
 
 @dataclass
@@ -89,6 +91,13 @@ class RunConfig:
             ``medseg_kit.wire.CODECS`` (activations and gradients, both directions), or
             rules per direction and kind such as ``"activation=fp16,gradient=topk:0.05,
             model=int8"`` (see :func:`medseg_kit.wire.parse_codec`).
+        precision: ``fp32`` (default), ``bf16`` or ``fp16``: the forward passes of
+            training run under autocast in that dtype (the loss in float32; ``fp16``
+            scales it); evaluation stays in float32 (see
+            :mod:`medseg_kit.federated.compute`).
+        channels_last: weights and training batches in ``torch.channels_last`` memory
+            format (faster convolutions on GPUs; same numbers up to rounding).
+        compile: ``torch.compile`` every stage for training (on first use).
     """
 
     model: str = "unet"
@@ -128,6 +137,9 @@ class RunConfig:
     noise_std: float = 0.0
     noise: str = "gaussian"
     nopeek: float = 0.0
+    precision: str = "fp32"
+    channels_last: bool = False
+    compile: bool = False
 
     def __post_init__(self):
         for name, allowed in CHOICES.items():
@@ -136,6 +148,9 @@ class RunConfig:
                                  f"{', '.join(allowed)}")
         for name in ("sites", "rounds", "local_epochs", "size", "n_images"):
             _check_int(name, getattr(self, name), 1)
+        for name in ("channels_last", "compile"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False; got {getattr(self, name)!r}")
         _check_int("batch_size", self.batch_size, 2, "BatchNorm cannot train on a batch "
                    "of one image")
         if self.width is not None and self.width != "paper":

@@ -38,6 +38,7 @@ from ..wire import Wire
 from .batchnorm import calibrate, calibration_sample
 from .checkpoint import KEYS as CHECKPOINT_KEYS
 from .checkpoint import load_checkpoint, save_checkpoint
+from .compute import TrainingLoss
 from .config import RunConfig
 from .strategies import STRATEGY_CLASSES, make_strategy
 
@@ -162,10 +163,16 @@ class Run:
                              "sites or a larger concentration")
         self.net = create_model(c.model, in_channels=data.in_channels,
                                 num_classes=data.model_classes, width=c.width).to(self.device)
+        if c.channels_last:  # before any strategy copies it: every copy keeps the format
+            self.net = self.net.to(memory_format=torch.channels_last)
         self.num_classes = data.num_classes
         self.wire = Wire(codec=c.codec, noise_std=c.noise_std, noise=c.noise,
                          loss_up=c.loss_up, loss_down=c.loss_down, seed=c.seed)
+        #: the loss training calls; with mixed precision or compilation a TrainingLoss,
+        #: which also says how to compute (see :mod:`medseg_kit.federated.compute`)
         self.loss_fn = make_loss(c.loss, c.dice_weight)
+        if c.precision != "fp32" or c.compile:
+            self.loss_fn = TrainingLoss(self.loss_fn, c.precision, self.device, c.compile)
         #: the site's own loss term on what it sends (NoPeek), or None
         self.front_penalty = None
         self.notes = []
@@ -200,10 +207,23 @@ class Run:
             chunk = order[s:s + bs]
             if len(chunk) < 2 and len(order) > 1:
                 break
-            x, y = self.train.batch(chunk, self.device)
+            x, y = self.load_batch(self.train, chunk)
             if self.config.augment:  # same generator stream: resumable and reproducible
                 x, y = augment_batch(x, y, g)
+            if self.config.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
             yield x, y
+
+    def load_batch(self, data: SegData, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """``data.batch(indices)`` on the run's device. To a GPU the uint8 images and masks
+        travel from pinned memory without blocking (the same values as ``data.batch``);
+        on the CPU this is ``data.batch`` itself."""
+        if self.device.type != "cuda" or type(data).batch is not SegData.batch:
+            return data.batch(indices, self.device)
+        idx = np.asarray(indices, dtype=np.int64)
+        x, y = (torch.from_numpy(a[idx]).pin_memory().to(self.device, non_blocking=True)
+                for a in (data.images, data.masks))
+        return (x.permute(0, 3, 1, 2).float() / 255.0).contiguous(), y.long()
 
     def make_optimizer(self, params) -> torch.optim.Optimizer:
         c = self.config
@@ -254,7 +274,7 @@ class Run:
             net = strategy.model_for(i)
             users.setdefault(id(net), (net, []))[1].append(i)
         for net, ids in users.values():  # one batch per site: its sample
-            calibrate(net, (self.train.batch(samples[i], self.device)[0] for i in ids))
+            calibrate(net, (self.load_batch(self.train, samples[i])[0] for i in ids))
         if self.split is None:
             return {}
         sent = {}
@@ -282,7 +302,7 @@ class Run:
         net.eval()
         out = []
         for s in range(0, len(idx), 32):
-            x, _ = self.test.batch(idx[s:s + 32], self.device)
+            x, _ = self.load_batch(self.test, idx[s:s + 32])
             out.append(metrics.predict(net(x)).cpu())
         net.train(was)
         return torch.cat(out)

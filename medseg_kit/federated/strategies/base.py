@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
 import torch
@@ -15,6 +16,8 @@ from ...protocol import split_train_step
 from ...split import Part, Split
 from ...wire import Wire
 from ..aggregation import fedavg
+from ..compute import TrainingLoss, step
+from ..tensors import all_finite, clone, copy_, load_into, state_tensors
 
 
 class Strategy:
@@ -69,19 +72,39 @@ def _clip(params: list[torch.nn.Parameter], max_norm: float | None) -> None:
         torch.nn.utils.clip_grad_norm_(params, max_norm)
 
 
+def _how(loss_fn) -> TrainingLoss | None:
+    """The mixed precision / compilation a run trains with (None: plain fp32, eager)."""
+    return loss_fn if isinstance(loss_fn, TrainingLoss) else None
+
+
+def _unscale(scaler: torch.amp.GradScaler | None, optimizers) -> None:
+    """fp16: divide the gradients by the loss scale (before anyone clips them)."""
+    if scaler is not None:
+        for opt in optimizers:
+            scaler.unscale_(opt)
+
+
 def train_whole(net: StagedNet, opt: torch.optim.Optimizer, batches: Iterable, loss_fn,
                 clip: float | None = None) -> dict:
-    """Ordinary training of a whole network on some batches."""
+    """Ordinary training of a whole network on some batches.
+
+    ``loss_fn``: the run's loss, or a :class:`~medseg_kit.federated.compute.TrainingLoss`
+    that also says how to compute (mixed precision, compiled stages).
+    """
     net.train()
     params = [p for g in opt.param_groups for p in g["params"]]
+    how = _how(loss_fn)
+    forward = how.forward(net) if how is not None else net
+    scaler = how.scaler() if how is not None else None
     t0 = time.perf_counter()
     total, n = None, 0
     for x, y in batches:
         opt.zero_grad(set_to_none=True)
-        loss = loss_fn(net.run({"x": x})["logits"], y)
-        loss.backward()
+        loss = loss_fn(forward.run({"x": x})["logits"], y)
+        (loss if scaler is None else scaler.scale(loss)).backward()
+        _unscale(scaler, [opt])
         _clip(params, clip)
-        opt.step()
+        step([opt], scaler)
         total = loss.detach() * len(x) if total is None else total + loss.detach() * len(x)
         n += len(x)
     return {"train_loss": (total / n).item() if n else float("nan"), "n": n, "bytes_up": 0,
@@ -94,22 +117,28 @@ def train_split(split: Split, client: Part, server: Part, opt_client: torch.opti
     """SplitFed training of one site with one server part on some batches.
 
     Each side clips its own gradient norm (neither sees the other's gradients);
-    ``front_penalty`` is the site's own loss term (see :func:`split_train_step`).
+    ``front_penalty`` is the site's own loss term (see :func:`split_train_step`);
+    ``loss_fn`` as in :func:`train_whole` (fp16: one loss scaler for the site's turn,
+    both sides unscale before they clip).
     Returns the loss, the number of images, the bytes sent each way and the seconds.
     """
     client.train()
     server.train()
     cparams, sparams = list(client.parameters()), list(server.parameters())
+    how = _how(loss_fn)
+    front, middle = (how.forward(client), how.forward(server)) if how else (client, server)
+    scaler = how.scaler() if how is not None else None
     up0, down0, t0 = wire.bytes_up, wire.bytes_down, time.perf_counter()
     total, n = None, 0
     for x, y in batches:
         opt_client.zero_grad(set_to_none=True)
         opt_server.zero_grad(set_to_none=True)
-        loss = split_train_step(split, client, server, x, y, loss_fn, wire, front_penalty)
+        loss = split_train_step(split, front, middle, x, y, loss_fn, wire, front_penalty,
+                                scaler)
+        _unscale(scaler, [opt_server, opt_client])
         _clip(sparams, clip)
         _clip(cparams, clip)
-        opt_server.step()
-        opt_client.step()
+        step([opt_server, opt_client], scaler)
         total = loss * len(x) if total is None else total + loss * len(x)
         n += len(x)
     return {"train_loss": (total / n).item() if n else float("nan"), "n": n,
@@ -125,41 +154,40 @@ def site_batches(run, site, r: int):
 
 # --------------------------------------------------------------------- guard
 def is_finite(*modules: nn.Module) -> bool:
-    """No NaN or Inf in any floating-point entry (one host sync, not one per tensor)."""
-    flags = [torch.isfinite(t).all() for m in modules for t in m.state_dict().values()
-             if t.is_floating_point()]
-    return bool(torch.stack(flags).all()) if flags else True
-
-
-def snapshot(state):
-    """A copy of a (nested) state dict: every tensor cloned, containers rebuilt, everything
-    else shared (ten times faster than ``copy.deepcopy`` on a small model's state)."""
-    if isinstance(state, torch.Tensor):
-        return state.detach().clone()
-    if isinstance(state, dict):
-        out = type(state)((k, snapshot(v)) for k, v in state.items())
-        if hasattr(state, "_metadata"):  # a module's state dict: keep its versions
-            out._metadata = state._metadata
-        return out
-    if isinstance(state, list | tuple):
-        return type(state)(snapshot(v) for v in state)
-    return state
+    """No NaN or Inf in any floating-point entry of the modules' states (a few multi-tensor
+    operations and one host sync, whatever the number of tensors)."""
+    return all_finite(t for m in modules for t in state_tensors(m))
 
 
 def guarded(modules: Sequence[nn.Module], optimizers: Sequence[torch.optim.Optimizer], fn
             ) -> dict:
     """Run ``fn()`` (one site's training); if its loss or the resulting weights are NaN or
-    Inf, put ``modules`` and ``optimizers`` back as they were and mark it ``rejected``."""
-    saved = ([snapshot(m.state_dict()) for m in modules],
-             [snapshot(o.state_dict()) for o in optimizers])
+    Inf, put ``modules`` and ``optimizers`` back as they were and mark it ``rejected``.
+
+    "As they were": every parameter and buffer, and each optimizer's state (moments, step
+    counts; a parameter that had none has none again) and hyperparameters. The copy is
+    taken with a multi-tensor copy per dtype (:mod:`medseg_kit.federated.tensors`) and
+    restored with one more; the check is one ``_foreach_norm``; no kernel runs per tensor.
+    """
+    weights = [t for m in modules for t in state_tensors(m)]
+    states = [(o, {p: dict(s) for p, s in o.state.items()},
+               [{k: v for k, v in g.items() if k != "params"} for g in o.param_groups])
+              for o in optimizers]
+    moments = [v for _, st, _ in states for s in st.values() for v in s.values()
+               if isinstance(v, torch.Tensor)]
+    saved, kept = clone(weights), iter(clone(moments))  # (two buffers: see below)
     stats = fn()
-    if math.isfinite(stats["train_loss"]) and is_finite(*modules):
+    if math.isfinite(stats["train_loss"]) and all_finite(weights):
         stats["status"] = "ok"
         return stats
-    for m, s in zip(modules, saved[0]):
-        m.load_state_dict(s)
-    for o, s in zip(optimizers, saved[1]):
-        o.load_state_dict(s)
+    copy_(weights, saved)
+    # the optimizers keep the saved tensors themselves, as load_state_dict would give them
+    # (views of a buffer that holds nothing else, so no copy of the weights stays alive)
+    for o, st, hyper in states:
+        o.state = defaultdict(dict, {p: {k: next(kept) if isinstance(v, torch.Tensor) else v
+                                         for k, v in s.items()} for p, s in st.items()})
+        for g, h in zip(o.param_groups, hyper):
+            g.update(h)
     stats["status"] = "rejected"
     return stats
 
@@ -167,20 +195,20 @@ def guarded(modules: Sequence[nn.Module], optimizers: Sequence[torch.optim.Optim
 def average_into(targets: Sequence[nn.Module], sources: Sequence[nn.Module],
                  weights: Sequence[float]) -> None:
     """FedAvg the state of ``sources`` and load the mean into every module of ``targets``."""
-    avg = fedavg([m.state_dict() for m in sources], weights)
+    avg = fedavg([m.state_dict(keep_vars=True) for m in sources], weights)
     for t in targets:
-        t.load_state_dict(avg)
+        load_into(t, avg)
 
 
 def download(wire: Wire, source: nn.Module, target: nn.Module) -> None:
     """The server sends ``source``'s weights (parameters and buffers) down the wire; the
     site's copy ``target`` loads what arrives (a model codec may have changed it)."""
-    target.load_state_dict(wire.send(dict(source.state_dict()), "down", "model"))
+    load_into(target, wire.send(source.state_dict(keep_vars=True), "down", "model"))
 
 
 def upload(wire: Wire, module: nn.Module) -> dict[str, torch.Tensor]:
     """The site sends ``module``'s weights up the wire; returns what the server receives."""
-    return wire.send(dict(module.state_dict()), "up", "model")
+    return wire.send(module.state_dict(keep_vars=True), "up", "model")
 
 
 def average_states_into(targets: Sequence[nn.Module], states: Sequence[dict],
@@ -188,4 +216,4 @@ def average_states_into(targets: Sequence[nn.Module], states: Sequence[dict],
     """FedAvg ``states`` (what the server received) into every module of ``targets``."""
     avg = fedavg(list(states), weights)
     for t in targets:
-        t.load_state_dict(avg)
+        load_into(t, avg)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 
+from ..tensors import load_into
 from .base import (
     Strategy,
     average_into,
@@ -44,7 +45,7 @@ class SFLv1(Strategy):
                 self.opt_servers[i]
             up0, down0 = wire.bytes_up, wire.bytes_down
             download(wire, self.global_client, c)  # the federation sends the client part
-            s.load_state_dict(self.global_server.state_dict())  # on the server: no wire
+            load_into(s, self.global_server.state_dict(keep_vars=True))  # server: no wire
             batches = site_batches(run, run.sites[i], r)
             out[i] = guarded([c, s], [oc, os_], lambda c=c, s=s, oc=oc, os_=os_, b=batches:
                              train_split(self.split, c, s, oc, os_, b, run.loss_fn, wire,

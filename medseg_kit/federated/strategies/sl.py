@@ -10,6 +10,7 @@ where one usually restarts it; keeping it makes SL with one site equal centraliz
 
 from __future__ import annotations
 
+from ..tensors import load_into
 from .base import Strategy, download, guarded, site_batches, train_split, upload
 
 
@@ -37,7 +38,7 @@ class SequentialSL(Strategy):
                 lambda b=batches: train_split(self.split, self.client, self.server,
                                               self.opt_client, self.opt_server, b, run.loss_fn,
                                               wire, run.config.clip_grad, run.front_penalty))
-            self.client.load_state_dict(upload(wire, self.client))  # handed on
+            load_into(self.client, upload(wire, self.client))  # handed on
             out[i].update(bytes_up=wire.bytes_up - up0, bytes_down=wire.bytes_down - down0)
         return out
 
