@@ -43,6 +43,11 @@ def parse_seeds(seeds: int | str | Iterable[int]) -> list[int]:
 
 
 def _match_dict(config: RunConfig | Mapping) -> dict:
+    if not isinstance(config, RunConfig):  # a saved config: fill the fields added since
+        try:
+            config = RunConfig.from_dict(dict(config))
+        except (TypeError, ValueError):
+            pass  # compared as it is (and found different)
     d = config.to_dict() if isinstance(config, RunConfig) else dict(config)
     d = json.loads(json.dumps(d))  # tuples -> lists, int keys -> str: as read back
     for k in _IGNORED_FOR_MATCH:
