@@ -70,30 +70,33 @@ class Codec:
 
 
 @dataclass(frozen=True)
-class Fp16(Codec):
-    """Half precision: 2 bytes a value; relative error <= 2**-11 for normal values."""
+class _TwoByteFloat(Codec):
+    """A 16-bit float format: 2 bytes a value."""
 
-    name = "fp16"
+    half = torch.float16
 
     def encode(self, t):
-        return t.half().to(t.dtype), t.numel() * 2
+        return t.to(self.half).to(t.dtype), t.numel() * 2
 
     def nbytes(self, shape, dtype):
         return math.prod(shape) * 2
 
 
 @dataclass(frozen=True)
-class Bf16(Codec):
+class Fp16(_TwoByteFloat):
+    """Half precision: 2 bytes a value; relative error <= 2**-11 for normal values."""
+
+    name = "fp16"
+    half = torch.float16
+
+
+@dataclass(frozen=True)
+class Bf16(_TwoByteFloat):
     """bfloat16 (float32's range, 8 bits of mantissa): 2 bytes a value; relative error
     <= 2**-8."""
 
     name = "bf16"
-
-    def encode(self, t):
-        return t.bfloat16().to(t.dtype), t.numel() * 2
-
-    def nbytes(self, shape, dtype):
-        return math.prod(shape) * 2
+    half = torch.bfloat16
 
 
 @dataclass(frozen=True)

@@ -277,22 +277,18 @@ class Run:
             calibrate(net, (self.load_batch(self.train, samples[i])[0] for i in ids))
         if self.split is None:
             return {}
+        crossings = [x for x in self.split.crossings(c.size) if x.name != "label"]
         sent = {}
-        for i in sites:
+        for i in sites:  # forward only: the activations, no gradients, no labels
             up0, down0 = self.wire.bytes_up, self.wire.bytes_down
-            for direction, names in (("up", self.split.up), ("down", self.split.down)):
-                self.wire.account({t: torch.empty((len(samples[i]), *shape), dtype=dtype,
-                                                  device="meta")
-                                   for t, (shape, dtype) in self._specs(names).items()},
+            for direction in ("up", "down"):
+                self.wire.account({x.name: torch.empty((len(samples[i]), *x.shape),
+                                                       dtype=x.dtype, device="meta")
+                                   for x in crossings if x.direction == direction},
                                   direction, "calibration")
             sent[i] = {"bytes_up": self.wire.bytes_up - up0,
                        "bytes_down": self.wire.bytes_down - down0}
         return sent
-
-    def _specs(self, names) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
-        """Per-image shape and dtype of the named tensors at this run's image size."""
-        specs = self.net.tensor_specs((self.config.size, self.config.size))
-        return {t: specs[t] for t in names}
 
     @torch.no_grad()
     def predict(self, net, indices: np.ndarray | None = None) -> torch.Tensor:
