@@ -166,13 +166,14 @@ def break_even_images(net: nn.Module, size: int, *, cut: tuple[int, int] | None 
     bytes per round than FL; ``None`` when SplitFed costs more even for 2 images. The
     bytes grow with the images, so the boundary is found by bisection."""
     split = Split(net, *resolve_cut(net, cut, split_kind), allow_raw=True)
+    kw = dict(split=split, wire=wire, batch_size=batch_size, local_epochs=local_epochs,
+              bn_calibration=bn_calibration)
+    f = site_round_bytes("fl", net, size, 2, **kw)  # FL's round does not grow with images
+    fl_total = f["up"] + f["down"]
 
     def cheaper(n: int) -> bool:
-        kw = dict(split=split, wire=wire, batch_size=batch_size, local_epochs=local_epochs,
-                  bn_calibration=bn_calibration)
         s = site_round_bytes("sflv2", net, size, n, **kw)
-        f = site_round_bytes("fl", net, size, n, **kw)
-        return s["up"] + s["down"] <= f["up"] + f["down"]
+        return s["up"] + s["down"] <= fl_total
 
     if not cheaper(2):
         return None

@@ -411,8 +411,9 @@ def train(config: RunConfig, out: str | Path | None = None, *, data: SegData | N
         g = history.rows()[-1]
         bar.set_postfix(loss=f"{g['train_loss']:.3f}", dice=f"{g['dice']:.3f}")
         if out is not None:
-            out.mkdir(parents=True, exist_ok=True)
-            atomic_write(out / CONFIG, json.dumps(config.to_dict(), indent=1))
+            if r == start:  # once per call, beside the first checkpoint it writes
+                out.mkdir(parents=True, exist_ok=True)
+                atomic_write(out / CONFIG, json.dumps(config.to_dict(), indent=1))
             save_checkpoint(out / CHECKPOINT, {
                 "config": config.to_dict(), "round": r, "strategy": strategy.state_dict(),
                 "history": history.to_json(), "rng": _rng_state(run)})
