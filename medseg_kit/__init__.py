@@ -39,9 +39,10 @@ _API = {
     "list_datasets": ("data", "list_datasets"),
     "compare": ("comparison.runner", "run_matrix"),
 }
-_SUBMODULES = ("communication", "comparison", "course", "data", "demo", "federated", "link",
-               "losses", "metrics", "models", "privacy", "protocol", "report", "split",
-               "teaching", "traffic", "units", "viz", "widgets", "wire", "zoo")
+_SUBMODULES = ("benchmark", "communication", "comparison", "course", "data", "demo",
+               "federated", "link", "losses", "metrics", "models", "privacy", "protocol",
+               "report", "split", "teaching", "traffic", "units", "viz", "widgets", "wire",
+               "zoo")
 
 __all__ = sorted(_API) + ["__version__"]
 

@@ -18,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from . import runflags
+from .benchmark import add_bench_command
 from .comparison import add_compare_command
 from .data.cli import add_data_commands
 from .privacy.cli import add_privacy_command
@@ -256,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_commands(sub)
     add_compare_command(sub)
     add_privacy_command(sub)
+    add_bench_command(sub)
     return parser
 
 
