@@ -3,5 +3,7 @@
 from .aggregation import fedavg
 from .config import STRATEGIES, RunConfig
 from .run import GLOBAL, History, Run, Site, train
+from .strategies import RoundContext
 
-__all__ = ["GLOBAL", "STRATEGIES", "History", "Run", "RunConfig", "Site", "fedavg", "train"]
+__all__ = ["GLOBAL", "STRATEGIES", "History", "RoundContext", "Run", "RunConfig", "Site",
+           "fedavg", "train"]

@@ -2,7 +2,9 @@
 
 The loop owns what all strategies share — data, sites, batch order, the loss, the wire,
 evaluation, the history and checkpoints — and asks the strategy only to train one round
-(:meth:`Strategy.train_round`) and to say which model to evaluate for each site.
+(:meth:`Strategy.train_round`) and to say which model to evaluate for each site. A
+strategy sees of the run only its :class:`~medseg_kit.federated.strategies.RoundContext`
+(:meth:`Run.round_context`).
 
 Batch order is a pure function of ``(seed, round, site, epoch)``, so a run can be resumed
 from any round's checkpoint and ends with the same weights as an uninterrupted one, and
@@ -40,7 +42,7 @@ from .checkpoint import KEYS as CHECKPOINT_KEYS
 from .checkpoint import load_checkpoint, save_checkpoint
 from .compute import TrainingLoss
 from .config import RunConfig
-from .strategies import STRATEGY_CLASSES, make_strategy
+from .strategies import STRATEGY_CLASSES, RoundContext, make_strategy
 
 GLOBAL = "all"
 
@@ -193,6 +195,16 @@ class Run:
             raise ValueError(f"nopeek={c.nopeek} needs a strategy that splits the network "
                              f"({', '.join(n for n, s in STRATEGY_CLASSES.items() if s.uses_split)}"
                              f"); {c.strategy} sends no activations")
+
+    def round_context(self) -> RoundContext:
+        """What a strategy may use of this run: the model, the sites, the wire, the loss,
+        the batches, a way to make optimizers, and the few settings training reads."""
+        c = self.config
+        return RoundContext(net=self.net, sites=tuple(self.sites), wire=self.wire,
+                            loss_fn=self.loss_fn, batches=self.batches,
+                            make_optimizer=self.make_optimizer, local_epochs=c.local_epochs,
+                            clip_grad=c.clip_grad, seed=c.seed, split=self.split,
+                            front_penalty=self.front_penalty)
 
     # --------------------------------------------------------------- batches
     def batches(self, indices: np.ndarray, round_: int, site: int, epoch: int = 0

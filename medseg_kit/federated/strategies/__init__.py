@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import Strategy
+from .base import RoundContext, Strategy
 from .centralized import Centralized
 from .fl import FedAvg
 from .local import Local
@@ -16,8 +16,18 @@ STRATEGY_CLASSES: dict[str, type[Strategy]] = {
 
 
 def make_strategy(name: str, run) -> Strategy:
+    """The strategy ``name`` for ``run`` (a :class:`~medseg_kit.federated.run.Run`): built
+    from the run's :class:`RoundContext`, and keeping the run as ``strategy.run`` for the
+    callers that evaluate or report it."""
     try:
-        return STRATEGY_CLASSES[name](run)
+        cls = STRATEGY_CLASSES[name]
     except KeyError:
         raise ValueError(f"unknown strategy {name!r}; choose one of "
                          f"{', '.join(STRATEGY_CLASSES)}") from None
+    strategy = cls(run.round_context())
+    strategy.run = run
+    return strategy
+
+
+__all__ = ["STRATEGY_CLASSES", "Centralized", "FedAvg", "Local", "RoundContext", "SFLv1",
+           "SFLv2", "SequentialSL", "Strategy", "make_strategy"]

@@ -1,18 +1,22 @@
-"""What every strategy shares: the interface, the two ways of training on a shard, the
-guard against broken updates, and FedAvg of a group of parts."""
+"""What every strategy shares: the interface, the narrow view of the run it trains in
+(:class:`RoundContext`), the two ways of training on a shard, the guard against broken
+updates, and FedAvg of a group of parts."""
 
 from __future__ import annotations
 
 import math
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
+import numpy as np
 import torch
 from torch import nn
 
 from ...models import StagedNet
-from ...protocol import split_train_step
+from ...protocol import FrontPenalty, LossFn, clip_grads, split_train_step, unscale_grads
 from ...split import Part, Split
 from ...wire import Wire
 from ..aggregation import fedavg
@@ -20,12 +24,64 @@ from ..compute import TrainingLoss, step
 from ..tensors import all_finite, clone, copy_, load_into, state_tensors
 
 
+class SiteShard(Protocol):
+    """What a strategy knows of a site: its id and its training images (indices into the
+    run's training set)."""
+
+    id: int
+    train_idx: np.ndarray
+
+    @property
+    def n_train(self) -> int: ...
+
+
+#: ``batches(indices, round, site, epoch)``: the shuffled training batches ``(x, y)`` of
+#: those images, in an order fixed by (seed, round, site, epoch)
+Batches = Callable[[np.ndarray, int, int, int], Iterator[tuple[torch.Tensor, torch.Tensor]]]
+
+
+@dataclass(frozen=True)
+class RoundContext:
+    """All a strategy may use of the run it trains in (built by
+    :meth:`~medseg_kit.federated.run.Run.round_context`); the run loop keeps the rest
+    (data, evaluation, faults, checkpoints).
+
+    Attributes:
+        net: the whole network, initialised; the global model of the strategies that keep
+            one (the split strategies' parts share its weights).
+        sites: the sites, in id order.
+        wire: what every crossing goes through (bytes counted, codecs, noise, losses).
+        loss_fn: the training loss (a :class:`~medseg_kit.federated.compute.TrainingLoss`
+            when the run trains in mixed precision or compiled).
+        batches: a site's batches for one round and epoch (see :data:`Batches`).
+        make_optimizer: a fresh optimizer of the run's kind for some parameters.
+        local_epochs: passes over its shard a site makes per round.
+        clip_grad: the gradient-norm clip of each side (``None``: no clipping).
+        seed: the run's seed (for a strategy's own draws, e.g. SFLv2's site order).
+        split: the cut, for a strategy that splits the network (``uses_split``).
+        front_penalty: the site's own loss term on what it sends (NoPeek), or ``None``.
+    """
+
+    net: StagedNet
+    sites: Sequence[SiteShard]
+    wire: Wire
+    loss_fn: LossFn | TrainingLoss
+    batches: Batches
+    make_optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+    local_epochs: int = 1
+    clip_grad: float | None = None
+    seed: int = 0
+    split: Split | None = None
+    front_penalty: FrontPenalty | None = None
+
+
 class Strategy:
     """A learning scheme.
 
     Subclasses build their models in ``__init__`` and implement :meth:`train_round`
     (train the sites that report this round) and :meth:`model_for`; the run loop does
-    everything else (data, batches, evaluation, faults, checkpoints).
+    everything else (data, batches, evaluation, faults, checkpoints). What a strategy may
+    use of the run is its :class:`RoundContext`, ``self.ctx``.
 
     State that must survive a resume is every module and optimizer the strategy lists in
     :meth:`modules` and :meth:`optimizers`; ``state_dict`` saves exactly those.
@@ -37,8 +93,13 @@ class Strategy:
     #: builds none and ignores ``cut`` and ``split``)
     uses_split = False
 
-    def __init__(self, run):
-        self.run = run
+    #: the run :func:`~medseg_kit.federated.strategies.make_strategy` made this strategy
+    #: for (``None`` when built from a context alone): for callers that evaluate or
+    #: report a trained strategy; the strategy itself reads only :attr:`ctx`
+    run = None
+
+    def __init__(self, ctx: RoundContext):
+        self.ctx = ctx
 
     def train_round(self, r: int, active: Sequence[int]) -> dict[int, dict]:
         """Train round ``r`` with the sites in ``active``; return per-site stats:
@@ -67,21 +128,9 @@ class Strategy:
 
 
 # ------------------------------------------------------------------ training
-def _clip(params: list[torch.nn.Parameter], max_norm: float | None) -> None:
-    if max_norm is not None:
-        torch.nn.utils.clip_grad_norm_(params, max_norm)
-
-
 def _how(loss_fn) -> TrainingLoss | None:
     """The mixed precision / compilation a run trains with (None: plain fp32, eager)."""
     return loss_fn if isinstance(loss_fn, TrainingLoss) else None
-
-
-def _unscale(scaler: torch.amp.GradScaler | None, optimizers) -> None:
-    """fp16: divide the gradients by the loss scale (before anyone clips them)."""
-    if scaler is not None:
-        for opt in optimizers:
-            scaler.unscale_(opt)
 
 
 def train_whole(net: StagedNet, opt: torch.optim.Optimizer, batches: Iterable, loss_fn,
@@ -102,8 +151,8 @@ def train_whole(net: StagedNet, opt: torch.optim.Optimizer, batches: Iterable, l
         opt.zero_grad(set_to_none=True)
         loss = loss_fn(forward.run({"x": x})["logits"], y)
         (loss if scaler is None else scaler.scale(loss)).backward()
-        _unscale(scaler, [opt])
-        _clip(params, clip)
+        unscale_grads(scaler, [opt])
+        clip_grads(params, clip)
         step([opt], scaler)
         total = loss.detach() * len(x) if total is None else total + loss.detach() * len(x)
         n += len(x)
@@ -135,9 +184,11 @@ def train_split(split: Split, client: Part, server: Part, opt_client: torch.opti
         opt_server.zero_grad(set_to_none=True)
         loss = split_train_step(split, front, middle, x, y, loss_fn, wire, front_penalty,
                                 scaler)
-        _unscale(scaler, [opt_server, opt_client])
-        _clip(sparams, clip)
-        _clip(cparams, clip)
+        # both sides together, server first (in a deployment each side steps alone:
+        # protocol.step_side)
+        unscale_grads(scaler, [opt_server, opt_client])
+        clip_grads(sparams, clip)
+        clip_grads(cparams, clip)
         step([opt_server, opt_client], scaler)
         total = loss * len(x) if total is None else total + loss * len(x)
         n += len(x)
@@ -146,10 +197,11 @@ def train_split(split: Split, client: Part, server: Part, opt_client: torch.opti
             "seconds": time.perf_counter() - t0}
 
 
-def site_batches(run, site, r: int):
+def site_batches(ctx: RoundContext, site: SiteShard, r: int
+                 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """All batches of ``site`` for round ``r`` (``local_epochs`` passes)."""
-    for e in range(run.config.local_epochs):
-        yield from run.batches(site.train_idx, r, site.id, e)
+    for e in range(ctx.local_epochs):
+        yield from ctx.batches(site.train_idx, r, site.id, e)
 
 
 # --------------------------------------------------------------------- guard

@@ -7,23 +7,23 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Strategy, guarded, train_whole
+from .base import RoundContext, Strategy, guarded, train_whole
 
 
 class Centralized(Strategy):
     name = "centralized"
 
-    def __init__(self, run):
-        super().__init__(run)
-        self.net = run.net
-        self.opt = run.make_optimizer(self.net.parameters())
+    def __init__(self, ctx: RoundContext):
+        super().__init__(ctx)
+        self.net = ctx.net
+        self.opt = ctx.make_optimizer(self.net.parameters())
 
     def train_round(self, r, active):
-        idx = np.sort(np.concatenate([self.run.sites[i].train_idx for i in active]))
-        batches = (b for e in range(self.run.config.local_epochs)
-                   for b in self.run.batches(idx, r, 0, e))
+        ctx = self.ctx
+        idx = np.sort(np.concatenate([ctx.sites[i].train_idx for i in active]))
+        batches = (b for e in range(ctx.local_epochs) for b in ctx.batches(idx, r, 0, e))
         return {0: guarded([self.net], [self.opt], lambda: train_whole(
-            self.net, self.opt, batches, self.run.loss_fn, self.run.config.clip_grad))}
+            self.net, self.opt, batches, ctx.loss_fn, ctx.clip_grad))}
 
     def model_for(self, site):
         return self.net

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 
 from .base import (
+    RoundContext,
     Strategy,
     average_states_into,
     download,
@@ -23,28 +24,29 @@ from .base import (
 class FedAvg(Strategy):
     name = "fl"
 
-    def __init__(self, run):
-        super().__init__(run)
-        self.net = run.net  # the global model, kept by the server
-        self.nets = [copy.deepcopy(run.net) for _ in run.sites]
-        self.opts = [run.make_optimizer(n.parameters()) for n in self.nets]
+    def __init__(self, ctx: RoundContext):
+        super().__init__(ctx)
+        self.net = ctx.net  # the global model, kept by the server
+        self.nets = [copy.deepcopy(ctx.net) for _ in ctx.sites]
+        self.opts = [ctx.make_optimizer(n.parameters()) for n in self.nets]
 
     def train_round(self, r, active):
         out, received = {}, {}
-        wire = self.run.wire
+        ctx = self.ctx
+        wire = ctx.wire
         for i in active:
             net, opt = self.nets[i], self.opts[i]
             up0, down0 = wire.bytes_up, wire.bytes_down
             download(wire, self.net, net)
-            batches = site_batches(self.run, self.run.sites[i], r)
+            batches = site_batches(ctx, ctx.sites[i], r)
             out[i] = guarded([net], [opt], lambda net=net, opt=opt, b=batches: train_whole(
-                net, opt, b, self.run.loss_fn, self.run.config.clip_grad))
+                net, opt, b, ctx.loss_fn, ctx.clip_grad))
             if out[i]["status"] == "ok":  # a site whose update broke sends nothing back
                 received[i] = upload(wire, net)
             out[i].update(bytes_up=wire.bytes_up - up0, bytes_down=wire.bytes_down - down0)
         if received:
             average_states_into([self.net], list(received.values()),
-                                [self.run.sites[i].n_train for i in received])
+                                [ctx.sites[i].n_train for i in received])
         return out
 
     def model_for(self, site):

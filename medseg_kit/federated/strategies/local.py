@@ -4,24 +4,24 @@ from __future__ import annotations
 
 import copy
 
-from .base import Strategy, guarded, site_batches, train_whole
+from .base import RoundContext, Strategy, guarded, site_batches, train_whole
 
 
 class Local(Strategy):
     name = "local"
 
-    def __init__(self, run):
-        super().__init__(run)
-        self.nets = [copy.deepcopy(run.net) for _ in run.sites]
-        self.opts = [run.make_optimizer(n.parameters()) for n in self.nets]
+    def __init__(self, ctx: RoundContext):
+        super().__init__(ctx)
+        self.nets = [copy.deepcopy(ctx.net) for _ in ctx.sites]
+        self.opts = [ctx.make_optimizer(n.parameters()) for n in self.nets]
 
     def train_round(self, r, active):
-        out = {}
+        out, ctx = {}, self.ctx
         for i in active:
             net, opt = self.nets[i], self.opts[i]
-            batches = site_batches(self.run, self.run.sites[i], r)
+            batches = site_batches(ctx, ctx.sites[i], r)
             out[i] = guarded([net], [opt], lambda net=net, opt=opt, b=batches: train_whole(
-                net, opt, b, self.run.loss_fn, self.run.config.clip_grad))
+                net, opt, b, ctx.loss_fn, ctx.clip_grad))
         return out
 
     def model_for(self, site):
