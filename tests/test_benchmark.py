@@ -146,3 +146,30 @@ def test_markdown_of_an_empty_result_names_the_notes():
     md = to_markdown(result)
     assert "### Notes" in md and "variant compile: skipped" in md
     assert "### Ratios" not in md
+
+
+def test_a_run_cut_short_keeps_the_models_already_measured(data_dir, monkeypatch):
+    """After each model bench.json holds what is measured so far: a run stopped by a time
+    limit (here: the second model fails) keeps the first model's rows."""
+    from medseg_kit.benchmark import suite
+
+    real = suite._bench_model
+    calls = []
+
+    def second_fails(s, model, *args):
+        calls.append(model)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # what a time limit's signal amounts to
+        return real(s, model, *args)
+
+    monkeypatch.setattr(suite, "_bench_model", second_fails)
+    out = data_dir / "bench"
+    settings = suite.quick_settings(models=("unet", "segnet"), sites=(2,),
+                                    strategies=("sflv2",), data_cache=False)
+    with pytest.raises(KeyboardInterrupt):
+        suite.run_bench(settings, out=out, progress=False)
+    result = json.loads((out / "bench.json").read_text())
+    assert calls == ["unet", "segnet"]
+    assert {r["model"] for r in result["runs"]} == {"unet"}
+    assert {r["run"] for r in result["runs"]} == {"plain", "centralized", "sflv2@2"}
+    assert "| unet |" in (out / "bench.md").read_text()

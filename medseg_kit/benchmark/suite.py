@@ -44,6 +44,7 @@ from .passes import (
     training_subset,
 )
 from .profiling import profile_pass
+from .tables import write
 from .timing import device_sync, interleave, paired_ratio, summary
 
 #: the models whose CPU targets issue 11 states (teaching width, 128 px, batch 8)
@@ -148,7 +149,9 @@ def run_bench(settings: BenchSettings, out: str | Path | None = None,
     The dict holds ``machine``, ``settings``, ``command``, ``runs`` (one row per
     contender and variant: seconds per pass, images per second), ``ratios``,
     ``targets``, ``data_cache``, ``profile``, ``notebooks`` and ``notes``. With ``out``,
-    the notebooks' runner writes its report there (``--notebooks``).
+    ``bench.md`` and ``bench.json`` there hold the models measured so far after each one
+    (a run stopped by a time limit keeps them), and the notebooks' runner writes its
+    report there (``--notebooks``).
     """
     s = settings
     if s.threads is not None:
@@ -177,7 +180,9 @@ def run_bench(settings: BenchSettings, out: str | Path | None = None,
         result["runs"] += rows
         result["ratios"] += ratios
         notes += extra
-    result["targets"] = check_targets(result["ratios"], device.type)
+        result["targets"] = check_targets(result["ratios"], device.type)
+        if out is not None:  # the models so far, kept should a later one not finish
+            write(result, out)
     if s.data_cache:
         result["data_cache"] = _bench_cache(s, base, sync, progress)
     if s.profile and timed:
