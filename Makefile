@@ -19,7 +19,7 @@ BIN    := $(VENV)/bin
 TORCH  := torch==2.13.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test unit course course-cold browser-deps lint lab bench bench-all clean env
+.PHONY: demo test unit course course-cold browser-deps lint lab bench bench-all clean env flower-demo
 
 env: $(STAMP)
 
@@ -29,7 +29,7 @@ $(BIN)/python:
 $(STAMP): pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e ".[notebooks,test]" "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[notebooks,test,flower]" "$(TORCH)"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (medseg_kit)" >/dev/null
 	touch $@
 
@@ -69,6 +69,11 @@ bench: $(STAMP)
 # and the older single-purpose benchmarks (codecs, step time per model, teaching targets)
 bench-all: bench
 	@for f in bench/*.py; do echo "== $$f"; OMP_NUM_THREADS=1 $(BIN)/python $$f || exit 1; done
+
+# a SuperLink and 3 SuperNodes on loopback (INSECURE, this machine only), 2 rounds of
+# sflv2 through them beside the simulation; stops exactly the processes it started
+flower-demo: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/medseg-kit flower demo --out outputs/flower
 
 clean:
 	rm -rf outputs .pytest_cache .ruff_cache

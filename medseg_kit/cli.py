@@ -21,6 +21,7 @@ from . import runflags
 from .benchmark import add_bench_command
 from .comparison import add_compare_command
 from .data.cli import add_data_commands
+from .flower.cli import add_flower_command
 from .privacy.cli import add_privacy_command
 from .units import MIB
 
@@ -258,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_compare_command(sub)
     add_privacy_command(sub)
     add_bench_command(sub)
+    add_flower_command(sub)
     return parser
 
 
