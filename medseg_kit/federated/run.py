@@ -190,7 +190,7 @@ class Run:
                 self.notes.append("the cut sends raw image data to the server: "
                                   f"{self.split.raw_up}")
             if c.nopeek > 0:
-                self.front_penalty = functools.partial(_nopeek, c.nopeek)
+                self.front_penalty = functools.partial(nopeek, c.nopeek)
         elif c.nopeek > 0:
             raise ValueError(f"nopeek={c.nopeek} needs a strategy that splits the network "
                              f"({', '.join(n for n, s in STRATEGY_CLASSES.items() if s.uses_split)}"
@@ -287,20 +287,8 @@ class Run:
             users.setdefault(id(net), (net, []))[1].append(i)
         for net, ids in users.values():  # one batch per site: its sample
             calibrate(net, (self.load_batch(self.train, samples[i])[0] for i in ids))
-        if self.split is None:
-            return {}
-        crossings = [x for x in self.split.crossings(c.size) if x.name != "label"]
-        sent = {}
-        for i in sites:  # forward only: the activations, no gradients, no labels
-            up0, down0 = self.wire.bytes_up, self.wire.bytes_down
-            for direction in ("up", "down"):
-                self.wire.account({x.name: torch.empty((len(samples[i]), *x.shape),
-                                                       dtype=x.dtype, device="meta")
-                                   for x in crossings if x.direction == direction},
-                                  direction, "calibration")
-            sent[i] = {"bytes_up": self.wire.bytes_up - up0,
-                       "bytes_down": self.wire.bytes_down - down0}
-        return sent
+        return count_calibration(self.wire, self.split, c.size,
+                                 {i: len(samples[i]) for i in sites})
 
     @torch.no_grad()
     def predict(self, net, indices: np.ndarray | None = None) -> torch.Tensor:
@@ -331,11 +319,40 @@ class Run:
         return metrics.overlap_counts(self.predict(net, idx), target, self.num_classes).numpy()
 
 
-def _nopeek(weight: float, x: torch.Tensor, sent: dict[str, torch.Tensor]) -> torch.Tensor:
+def count_calibration(wire: Wire, split: Split | None, size: int, images: dict[int, int]
+                      ) -> dict[int, dict[str, int]]:
+    """Count on ``wire`` what the BatchNorm calibration's forward pass sends across the
+    cut of ``split`` (kind ``calibration``: the activations of ``images[site]`` images
+    at ``size`` px, forward only: no gradient, no label), site after site in the order of
+    ``images``. Returns the bytes per site, ``{site: {"bytes_up": ..., "bytes_down":
+    ...}}`` (none without a split: the model stays whole at the site).
+
+    :meth:`Run.calibrate` and the Flower server (which gets statistics, not activations,
+    from its sites but counts what the simulation counts) both count with it.
+    """
+    if split is None:
+        return {}
+    crossings = [x for x in split.crossings(size) if x.name != "label"]
+    sent = {}
+    for i, n in images.items():
+        up0, down0 = wire.bytes_up, wire.bytes_down
+        for direction in ("up", "down"):
+            wire.account({x.name: torch.empty((n, *x.shape), dtype=x.dtype, device="meta")
+                          for x in crossings if x.direction == direction},
+                         direction, "calibration")
+        sent[i] = {"bytes_up": wire.bytes_up - up0, "bytes_down": wire.bytes_down - down0}
+    return sent
+
+
+def nopeek(weight: float, x: torch.Tensor, sent: dict[str, torch.Tensor]) -> torch.Tensor:
     """NoPeek's loss term: ``weight`` x the distance correlation between the images and
-    everything floating-point the site sends up, flattened per image."""
+    everything floating-point the site sends up, flattened per image (the run's
+    ``front_penalty`` is ``functools.partial(nopeek, config.nopeek)``)."""
     z = torch.cat([t.flatten(1) for t in sent.values() if t.is_floating_point()], 1)
     return weight * distance_correlation(x, z)
+
+
+_nopeek = nopeek  # the name tests/test_protocol_halves.py imports
 
 
 def resolve_data(c: RunConfig, progress: bool = True) -> SegData:
@@ -368,20 +385,13 @@ def train(config: RunConfig, out: str | Path | None = None, *, data: SegData | N
     boundary, so the checkpoint stays valid and ``resume`` continues from it.
     """
     out = Path(out) if out is not None else None
-    ck = None
-    if out is not None:
-        if out.exists() and not out.is_dir():
-            raise ValueError(f"{out} is a file; a run's output must be a folder")
-        remove_stale_temporaries(out, (CHECKPOINT, HISTORY, CONFIG))
-        if resume:
-            ck = load_checkpoint(out / CHECKPOINT, map_location="cpu", keys=CHECKPOINT_KEYS)
-            _check_resumable(ck, config, out / CHECKPOINT)
+    ck = open_run_folder(out, config, resume) if out is not None else None
     run = Run(config, data=data, progress=progress)
     strategy = make_strategy(config.strategy, run)
     history = History(config.to_dict())
     start = 0
     if ck is not None:
-        history = _restore(ck, run, strategy, out / CHECKPOINT)
+        history = restore(ck, run, strategy, out / CHECKPOINT)
         history.config = config.to_dict()  # the rounds may have grown
         start = int(ck["round"]) + 1
 
@@ -398,38 +408,18 @@ def train(config: RunConfig, out: str | Path | None = None, *, data: SegData | N
                disable=not progress, initial=start, total=config.rounds)
     for r in bar:
         t0 = time.perf_counter()
-        for opt in strategy.optimizers().values():
-            for group in opt.param_groups:
-                group["lr"] = run.lr_at(r)
+        set_lr(strategy, run.lr_at(r))
         active = run.active_sites(r)
-        if active:
-            site_stats = strategy.train_round(r, active)
-        else:
-            site_stats = {}
-            event(f"round {r}: every site dropped out; the global model is kept as it was")
-        dropped = [s.id for s in run.sites if s.id not in active]
-        rejected = [i for i, st in site_stats.items() if st.get("status") == "rejected"]
-        if dropped and active:
-            event(f"round {r}: site(s) {dropped} dropped out")
-        if rejected:
-            event(f"round {r}: update(s) of site(s) {rejected} rejected (NaN or Inf); "
-                  "not averaged")
-        for i, extra in run.calibrate(strategy, r, active).items():
-            st = site_stats.setdefault(i, {})
-            for k, v in extra.items():
-                st[k] = st.get(k, 0) + v
+        site_stats = strategy.train_round(r, active) if active else {}
+        for message in fault_events(r, [s.id for s in run.sites], active, site_stats):
+            event(message)
+        add_bytes(site_stats, run.calibrate(strategy, r, active))
         seconds = time.perf_counter() - t0
-        history.records.extend(_round_records(run, strategy, r, active, site_stats, seconds))
+        history.records.extend(round_records(run, strategy, r, active, site_stats, seconds))
         g = history.rows()[-1]
         bar.set_postfix(loss=f"{g['train_loss']:.3f}", dice=f"{g['dice']:.3f}")
         if out is not None:
-            if r == start:  # once per call, beside the first checkpoint it writes
-                out.mkdir(parents=True, exist_ok=True)
-                atomic_write(out / CONFIG, json.dumps(config.to_dict(), indent=1))
-            save_checkpoint(out / CHECKPOINT, {
-                "config": config.to_dict(), "round": r, "strategy": strategy.state_dict(),
-                "history": history.to_json(), "rng": _rng_state(run)})
-            atomic_write(out / HISTORY, history.to_json())
+            save_round(out, config, r, strategy, history, run, first=r == start)
         if on_round is not None and on_round(history, r) and r + 1 < config.rounds:
             event(f"stopped on request after round {r + 1} of {config.rounds}")
             if out is not None:
@@ -438,7 +428,73 @@ def train(config: RunConfig, out: str | Path | None = None, *, data: SegData | N
     return history, strategy
 
 
-def _rng_state(run: Run) -> dict:
+# ------------------------------------------------- the loop's parts, shared
+# (with the Flower deployment's round loop, medseg_kit.flower.server, which runs the same
+# rounds with the sites in other processes)
+def open_run_folder(out: Path, config: RunConfig, resume: bool) -> dict | None:
+    """Make ready to write a run into ``out``: refuse a file there and remove what a write
+    cut short left behind. With ``resume``, load the checkpoint in ``out`` and check that
+    ``config`` may continue it (:func:`check_resumable`); return it (else ``None``)."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} is a file; a run's output must be a folder")
+    remove_stale_temporaries(out, (CHECKPOINT, HISTORY, CONFIG))
+    if not resume:
+        return None
+    ck = load_checkpoint(out / CHECKPOINT, map_location="cpu", keys=CHECKPOINT_KEYS)
+    check_resumable(ck, config, out / CHECKPOINT)
+    return ck
+
+
+def set_lr(strategy, lr: float) -> None:
+    """Set the learning rate of every optimizer of ``strategy`` (each round's
+    :meth:`Run.lr_at`)."""
+    for opt in strategy.optimizers().values():
+        for group in opt.param_groups:
+            group["lr"] = lr
+
+
+def fault_events(r: int, sites: list[int], trained: list[int], site_stats: dict[int, dict]
+                 ) -> list[str]:
+    """The events of round ``r``'s faults: the ``sites`` that did not train (not in
+    ``trained``) and the updates rejected as NaN or Inf (``status`` in ``site_stats``)."""
+    events = []
+    dropped = [i for i in sites if i not in trained]
+    if not trained:
+        events.append(f"round {r}: every site dropped out; the global model is kept as it "
+                      "was")
+    elif dropped:
+        events.append(f"round {r}: site(s) {dropped} dropped out")
+    rejected = [i for i, st in site_stats.items() if st.get("status") == "rejected"]
+    if rejected:
+        events.append(f"round {r}: update(s) of site(s) {rejected} rejected (NaN or Inf); "
+                      "not averaged")
+    return events
+
+
+def add_bytes(site_stats: dict[int, dict], extra: dict[int, dict[str, int]]) -> None:
+    """Add the bytes of ``extra`` (per site: ``bytes_up``, ``bytes_down``; the BatchNorm
+    calibration's) to each site's stats."""
+    for i, more in extra.items():
+        st = site_stats.setdefault(i, {})
+        for k, v in more.items():
+            st[k] = st.get(k, 0) + v
+
+
+def save_round(out: Path, config: RunConfig, r: int, strategy, history: History, run, *,
+               first: bool) -> None:
+    """After round ``r``: ``checkpoint.pt`` (weights, optimizers, history and every random
+    generator: :func:`rng_state`) and ``history.json``, each atomically; with ``first``
+    (the first round this call runs) ``config.json`` beside them."""
+    if first:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write(out / CONFIG, json.dumps(config.to_dict(), indent=1))
+    save_checkpoint(out / CHECKPOINT, {
+        "config": config.to_dict(), "round": r, "strategy": strategy.state_dict(),
+        "history": history.to_json(), "rng": rng_state(run)})
+    atomic_write(out / HISTORY, history.to_json())
+
+
+def rng_state(run: Run) -> dict:
     """Every random generator the run draws from as it goes (the rest are keyed by seed,
     round and site): PyTorch's global ones (dropout) and the wire's (noise, losses)."""
     state = {"torch": torch.get_rng_state(), "wire": run.wire.state_dict()}
@@ -447,8 +503,9 @@ def _rng_state(run: Run) -> dict:
     return state
 
 
-def _check_resumable(ck: dict, config: RunConfig, path: Path) -> None:
-    """Refuse to resume with another config, or with fewer rounds than were run."""
+def check_resumable(ck: dict, config: RunConfig, path: Path) -> None:
+    """Refuse to resume the checkpoint ``ck`` (read from ``path``) with another config, or
+    with fewer rounds than were run: one ``ValueError`` naming what differs."""
     try:
         saved = RunConfig.from_dict(dict(ck["config"]))
         done = int(ck["round"]) + 1
@@ -469,9 +526,10 @@ def _check_resumable(ck: dict, config: RunConfig, path: Path) -> None:
                          "to extend it")
 
 
-def _restore(ck: dict, run: Run, strategy, path: Path) -> History:
-    """Load the checkpoint's weights, optimizers and generators into ``run`` and
-    ``strategy``; return its history. A checkpoint that does not fit is one error."""
+def restore(ck: dict, run: Run, strategy, path: Path) -> History:
+    """Load the checkpoint ``ck`` (read from ``path``): weights and optimizers into
+    ``strategy``, the generators into ``run`` (its wire) and PyTorch; return its history.
+    A checkpoint that does not fit is one ``ValueError`` naming the file."""
     try:
         strategy.load_state_dict(ck["strategy"])
         history = History.from_json(ck["history"])
@@ -487,10 +545,13 @@ def _restore(ck: dict, run: Run, strategy, path: Path) -> History:
     return history
 
 
-def _round_records(run: Run, strategy, r: int, active: list[int], site_stats: dict[int, dict],
-                   seconds: float) -> list[dict]:
-    """One record per site (status ``ok``, ``rejected``, ``dropped``, or ``pooled`` for a
-    site whose data centralized training used) and one pooled record (``site == "all"``)."""
+def round_records(run: Run, strategy, r: int, active: list[int], site_stats: dict[int, dict],
+                  seconds: float) -> list[dict]:
+    """Round ``r``'s rows of the history: one per site (status ``ok``, ``rejected``,
+    ``dropped``, or ``pooled`` for a site whose data centralized training used) and one
+    pooled (``site == "all"``). Each site's test images are judged by the model it uses
+    (``strategy.model_for``, counted by ``run.evaluate``); ``site_stats`` holds what its
+    training returned (loss, images, bytes, seconds, status)."""
     recs, all_counts = [], []
     for site in run.sites:
         net = strategy.model_for(site.id)

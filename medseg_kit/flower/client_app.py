@@ -31,6 +31,9 @@ from .records import (
 
 app = ClientApp()
 
+#: the steps of a ``train`` message
+STEPS = ("start", "back", "next", "whole")
+
 
 def _worker(context: Context, config_json: str | None = None):
     from ..federated.config import RunConfig
@@ -102,6 +105,9 @@ def train(msg: Message, context: Context) -> Message:
     client, opt = _client_state(context)
     worker.load_state(client, opt)
     step, r, b = meta["step"], int(meta["round"]), int(meta.get("batch", 0))
+    if step not in STEPS:
+        raise ValueError(f"unknown train step {step!r}; the steps are {', '.join(STEPS)}")
+    worker.reseed(r, b, STEPS.index(step))
     out: dict = {}
     if step == "start":  # the client part arrives; step 1 of the first batch
         worker.load_state(tensors, None)
@@ -126,15 +132,13 @@ def train(msg: Message, context: Context) -> Message:
             out = {"tensors": worker.upload(), "done": 1, "finite": 1}
         else:
             out = {"done": 1, "finite": 0}
-    elif step == "whole":  # fl: the whole model arrives, is trained and goes back
+    else:  # "whole", fl: the whole model arrives, is trained and goes back
         worker.load_state(tensors, None)
         worker.set_lr(float(meta["lr"]))
         stats = worker.train_whole(r)
         finite = worker.finite() and stats["train_loss"] == stats["train_loss"]
         out = {"tensors": worker.upload() if finite else None, "loss": stats["train_loss"],
                "n": stats["n"], "finite": int(finite)}
-    else:
-        raise ValueError(f"unknown train step {step!r}")
     _save(context, worker)
     content = pack(out.pop("tensors", None), bytes_up=worker.wire.bytes_up, **out)
     return Message(content, reply_to=msg)

@@ -29,8 +29,10 @@ from pathlib import Path
 #: environment every Flower process gets: no telemetry, no update check (offline)
 QUIET = {"FLWR_TELEMETRY_ENABLED": "0", "FLWR_DISABLE_UPDATE_CHECK": "1"}
 #: Flower's own knobs this kit sets (see MEASUREMENTS.md): how often a SuperExec asks its
-#: SuperNode (or SuperLink) for a task to launch; Flower's default is 1 s
-TUNED = {"FLWR_SUPEREXEC_TASK_POLL_INTERVAL": "0.05"}
+#: SuperNode (or SuperLink) for a task to launch; Flower's default is 1 s. (0.05 s saved
+#: no more time per exchange than 0.2 s, and kept an idle SuperLink or SuperNode busy at
+#: 7 % of a core instead of 2 %.)
+TUNED = {"FLWR_SUPEREXEC_TASK_POLL_INTERVAL": "0.2"}
 FEDERATION = "medseg-local"
 HOST = "127.0.0.1"
 

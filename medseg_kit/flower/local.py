@@ -36,40 +36,73 @@ def run_flower(config: RunConfig, work: str | Path, *, resume: bool = False,
                during: Callable[[LocalFederation, Path], None] | None = None) -> dict:
     """Run ``config`` on a local Flower federation (one SuperNode per site).
 
-    Writes under ``work``: ``sites/site<i>`` (each site's data), ``config.json``,
-    ``flower/`` (the run: ``history.json``, ``checkpoint.pt``, ``config.json``,
+    Writes under ``work``: ``sites/site<i>`` (each site's data), ``flower.json`` (the
+    config), ``flower/`` (the run: ``history.json``, ``checkpoint.pt``, ``config.json``,
     ``exchanges.json``), ``federation/`` (Flower's home and the processes' logs) and, with
     ``message_log``, ``messages/`` (every message's arrays).
 
     ``during(federation, work)``, if given, runs in a thread while the app runs (e.g. to
-    stop a SuperNode). Returns ``out`` (the run folder), ``history`` (a
-    :class:`~medseg_kit.federated.run.History`, or None), ``wall`` (seconds), ``log`` and
-    ``returncode``.
+    stop a SuperNode). Returns what :func:`run_on` returns; ``wall`` counts starting and
+    stopping the SuperLink and SuperNodes too.
     """
     work = Path(work).resolve()
     folders = sorted((work / "sites").glob("site*")) if resume else []
     if not folders:
         folders = prepare_sites(config, work / "sites")
-    (work / "config.json").write_text(json.dumps(config.to_dict(), indent=1))
-    out = work / "flower"
-    run_config = {"config": str(work / "config.json"), "out": str(out), "resume": resume,
-                  "min-sites": min_sites, "reply-timeout": reply_timeout,
-                  "message-log": str(work / "messages") if message_log else ""}
-    nodes = [f'site={i} data="{f}"' for i, f in enumerate(folders)]
     t0 = time.perf_counter()
-    with LocalFederation(work / "federation", nodes, tuned=tuned, verbose=verbose) as fed:
-        helper = None
-        if during is not None:
-            helper = threading.Thread(target=during, args=(fed, work), daemon=True)
-            helper.start()
-        result = fed.run(APP_DIR, run_config, timeout=timeout)
-        if helper is not None:
-            helper.join(timeout=5)
+    with LocalFederation(work / "federation", node_configs(folders), tuned=tuned,
+                         verbose=verbose) as fed:
+        result = run_on(fed, config, work / "flower", resume=resume, min_sites=min_sites,
+                        reply_timeout=reply_timeout, timeout=timeout,
+                        message_log=work / "messages" if message_log else None,
+                        during=None if during is None else lambda f: during(f, work))
+    return {**result, "wall": time.perf_counter() - t0}
+
+
+def node_configs(folders: list[Path]) -> list[str]:
+    """One SuperNode's ``--node-config`` per site folder: ``site=<i> data="<folder>"``."""
+    return [f'site={i} data="{Path(f).resolve()}"' for i, f in enumerate(folders)]
+
+
+def run_on(fed: LocalFederation, config: RunConfig, out: str | Path, *,
+           resume: bool = False, min_sites: int = 1, reply_timeout: float = 300.0,
+           message_log: str | Path | None = None, timeout: float | None = None,
+           during: Callable[[LocalFederation], None] | None = None) -> dict:
+    """One ``flwr run`` of ``config`` on the started federation ``fed`` (whose SuperNodes
+    hold the sites' data: :func:`node_configs`); several runs may follow each other on
+    the same federation, or run at the same time (from threads). The run's folder is
+    ``out``, its config ``out`` + ``.json``; ``message_log``: a folder for every message's
+    arrays.
+
+    ``during(fed)``, if given, runs in a thread while the app runs. Returns ``out``,
+    ``history`` (a :class:`~medseg_kit.federated.run.History`, or None), ``checkpoint``,
+    ``exchanges`` (seconds of each round trip of every run into ``out``), ``wall``
+    (seconds of ``flwr run``), ``log`` and ``returncode``.
+    """
+    out = Path(out).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    config_file = out.with_name(out.name + ".json")
+    config_file.write_text(json.dumps(config.to_dict(), indent=1))
+    run_config = {"config": str(config_file), "out": str(out), "resume": resume,
+                  "min-sites": min_sites, "reply-timeout": reply_timeout,
+                  "message-log": str(Path(message_log).resolve()) if message_log else ""}
+    t0 = time.perf_counter()
+    helper = None
+    if during is not None:
+        helper = threading.Thread(target=during, args=(fed,), daemon=True)
+        helper.start()
+    result = fed.run(APP_DIR, run_config, timeout=timeout,
+                     log=fed.logs / f"run-{out.name}.log")
+    if helper is not None:
+        helper.join(timeout=5)
     wall = time.perf_counter() - t0
     history = (History.from_json((out / HISTORY).read_text())
                if (out / HISTORY).is_file() else None)
+    exchanges = sorted(out.glob("exchanges*.json"))
+    seconds = [t for f in exchanges for t in json.loads(f.read_text())["seconds"]]
     return {"out": out, "history": history, "wall": wall, "log": result.stdout,
-            "returncode": result.returncode, "checkpoint": out / CHECKPOINT}
+            "exchanges": seconds, "returncode": result.returncode,
+            "checkpoint": out / CHECKPOINT}
 
 
 def demo(out: str | Path = "outputs/flower", config: RunConfig = FLOWER_DEMO, *,
@@ -88,10 +121,11 @@ def demo(out: str | Path = "outputs/flower", config: RunConfig = FLOWER_DEMO, *,
         raise RuntimeError(f"the Flower run did not finish (exit code "
                            f"{flower['returncode']}); see {out / 'federation' / 'logs'}")
     rows = []
-    for name, hist in (("sflv2 (simulation)", sim), ("sflv2 (Flower)", flower["history"])):
+    for name, hist in ((f"{config.strategy} (simulation)", sim),
+                       (f"{config.strategy} (Flower)", flower["history"])):
         rows.append({**hist.final(), "strategy": name, "seed": config.seed})
     table = results_table(summarize(rows, [r["strategy"] for r in rows]))
-    exchanges = json.loads((flower["out"] / "exchanges.json").read_text())["seconds"]
+    exchanges = flower["exchanges"]
     report = {"simulation": sim, "flower": flower["history"], "simulation_wall": sim_wall,
               "flower_wall": flower["wall"], "table": table, "out": out,
               "exchanges": exchanges}
@@ -99,12 +133,26 @@ def demo(out: str | Path = "outputs/flower", config: RunConfig = FLOWER_DEMO, *,
         print()
         print(table)
         print()
-        print(f"wall time: simulation {sim_wall:.1f} s, Flower {flower['wall']:.1f} s "
-              f"(with starting the SuperLink and SuperNodes); {len(exchanges)} round trips, "
-              f"median {sorted(exchanges)[len(exchanges) // 2]:.2f} s each")
+        print(exchange_summary(exchanges))
+        rounds = [sum(r["seconds"] for r in h.rows()) for h in (sim, flower["history"])]
+        print(f"wall time: simulation {sim_wall:.1f} s ({rounds[0]:.1f} s in rounds), "
+              f"Flower {flower['wall']:.1f} s ({rounds[1]:.1f} s in rounds; the rest: "
+              "starting and stopping the SuperLink, SuperNodes and ServerApp, and the "
+              "sites' first message)")
         print(f"runs: {out / 'simulation'}, {flower['out']}; logs: "
               f"{out / 'federation' / 'logs'}")
     return report
+
+
+def exchange_summary(seconds: list[float]) -> str:
+    """One line on the latency per exchange (one round trip ServerApp -> SuperNode ->
+    ServerApp, the message's work at the site included)."""
+    if not seconds:
+        return "latency per exchange: no round trip was timed"
+    s = sorted(seconds)
+    return (f"latency per exchange (ServerApp -> SuperNode -> ServerApp): {len(s)} round "
+            f"trips, min {s[0]:.2f} s, median {s[len(s) // 2]:.2f} s, mean "
+            f"{sum(s) / len(s):.2f} s, max {s[-1]:.2f} s")
 
 
 def latency(work: str | Path, n: int = 6, *, tuned: bool = True, torch: bool = True,

@@ -39,18 +39,21 @@ import torch
 from flwr.app import Message, RecordDict
 from flwr.serverapp import Grid
 
-from .._atomic import atomic_write, remove_stale_temporaries
-from ..federated.checkpoint import KEYS as CHECKPOINT_KEYS
-from ..federated.checkpoint import load_checkpoint, save_checkpoint
+from .._atomic import atomic_write
 from ..federated.config import RunConfig
 from ..federated.run import (
     CHECKPOINT,
-    CONFIG,
     HISTORY,
     History,
     Run,
-    _check_resumable,
-    _round_records,
+    add_bytes,
+    count_calibration,
+    fault_events,
+    open_run_folder,
+    restore,
+    round_records,
+    save_round,
+    set_lr,
 )
 from ..federated.strategies import STRATEGY_CLASSES, RoundContext
 from ..federated.strategies.base import average_into, average_states_into, guarded
@@ -99,8 +102,9 @@ def _no_batches(*_):
 
 @dataclass(frozen=True)
 class _Tests:
-    """Stands for a site's test images in :func:`_round_records` (which only counts them
-    and hands them back to :meth:`ServerRun.evaluate`)."""
+    """Stands for a site's test images in
+    :func:`~medseg_kit.federated.run.round_records` (which only counts them and hands them
+    back to :meth:`ServerRun.evaluate`)."""
 
     site: int
     n: int
@@ -154,14 +158,17 @@ class ServerRun:
 class Messenger:
     """Sends messages to sites and waits for their replies (Flower's Message API).
 
-    Replies are polled every ``poll`` seconds (Grid's own ``send_and_receive`` sleeps 3 s
-    between polls). A reply that is an error (the SuperNode stopped: Flower answers for
-    it) or none within ``timeout`` seconds raises :class:`SiteLost`.
+    Replies are polled every ``poll`` seconds at first, then less often (x1.5 a poll, up
+    to ``poll_max``: a reply takes seconds, and every poll costs the SuperLink work); Grid's
+    own ``send_and_receive`` sleeps 3 s between polls. A reply that is an error (the
+    SuperNode stopped: Flower answers for it) or none within ``timeout`` seconds raises
+    :class:`SiteLost`.
     """
 
     def __init__(self, grid: Grid, log: MessageLog, timeout: float = 300.0,
-                 poll: float = 0.02):
-        self.grid, self.log, self.timeout, self.poll = grid, log, timeout, poll
+                 poll: float = 0.02, poll_max: float = 0.1):
+        self.grid, self.log, self.timeout = grid, log, timeout
+        self.poll, self.poll_max = poll, poll_max
         self.exchanges: list[float] = []  # seconds per round trip
 
     def push(self, site: RemoteSite, kind: str, content: RecordDict) -> str:
@@ -175,6 +182,7 @@ class Messenger:
         """Replies (or :class:`SiteLost`) to the messages ``pending`` (id -> site, kind,
         time sent), as they come."""
         out: dict[str, RecordDict | SiteLost] = {}
+        delay = self.poll
         while len(out) < len(pending):
             ids = [m for m in pending if m not in out]
             for reply in self.grid.pull_messages(ids):
@@ -193,7 +201,8 @@ class Messenger:
                     out[m] = SiteLost(f"site {pending[m][0].id} ({pending[m][1]}): no "
                                       f"reply in {self.timeout:.0f} s")
             if len(out) < len(pending):
-                time.sleep(self.poll)
+                time.sleep(delay)
+                delay = min(delay * 1.5, self.poll_max)
         return out
 
     def ask(self, site: RemoteSite, kind: str, content: RecordDict) -> RecordDict:
@@ -240,6 +249,21 @@ class Messenger:
 
 
 # -------------------------------------------------------------- the rounds
+class _TurnWire:
+    """One turn's view of the run's wire: sends through it (same codecs, generators and
+    totals) and counts the bytes this turn sent down. The turns of ``sflv1`` and ``fl``
+    are in flight together, so differences of the wire's totals would mix them."""
+
+    def __init__(self, wire: Wire):
+        self.wire, self.bytes_down = wire, 0
+
+    def send(self, tensors: dict, direction: str, kind: str, requires_grad=None) -> dict:
+        before = self.wire.bytes_down
+        out = self.wire.send(tensors, direction, kind, requires_grad)
+        self.bytes_down += self.wire.bytes_down - before
+        return out
+
+
 class Federation:
     """The server's state of a deployed run and its rounds."""
 
@@ -324,8 +348,8 @@ class Federation:
         """One site's training turn (a generator: see :meth:`Messenger.drive`); returns
         the stats the simulation's strategies return, plus ``received`` (the weights
         the server got)."""
-        run, wire, c = self.run, self.run.wire, self.config
-        down0, t0 = wire.bytes_down, time.perf_counter()
+        run, c = self.run, self.config
+        wire, t0 = _TurnWire(run.wire), time.perf_counter()
         sent_up, total, n = 0, 0.0, 0
         weights = wire.send(self.global_client.state_dict(keep_vars=True), "down", "model")
         if server is None:  # fl: the whole model, trained at the site
@@ -364,7 +388,7 @@ class Federation:
         if received is None:
             loss = float("nan")  # the site's weights were not finite: rejected
         return {"train_loss": loss, "n": n, "bytes_up": sent_up,
-                "bytes_down": wire.bytes_down - down0, "seconds": time.perf_counter() - t0,
+                "bytes_down": wire.bytes_down, "seconds": time.perf_counter() - t0,
                 "received": received}
 
     def _guarded_turn(self, site: RemoteSite, r: int, server, opt) -> dict:
@@ -410,11 +434,11 @@ class Federation:
                 turns[i] = (sites[i], self._lost_to_stats(self.turn(sites[i], r, server,
                                                                     opt)))
             out = self.messenger.drive(turns)
-        received = {i: st.pop("received") for i, st in out.items()}
-        for i, st in out.items():
-            if st.get("status") != "lost":
-                ok = math.isfinite(st["train_loss"]) and received[i] is not None
-                st["status"] = "ok" if ok else "rejected"
+        received = {i: stats.pop("received") for i, stats in out.items()}
+        for i, stats in out.items():
+            if stats.get("status") != "lost":
+                ok = math.isfinite(stats["train_loss"]) and received[i] is not None
+                stats["status"] = "ok" if ok else "rejected"
         ok = [i for i in active if out[i]["status"] == "ok"]
         for i in ok:
             load_into(self.copies[i], received[i])
@@ -449,21 +473,8 @@ class Federation:
         got = [tensors_of(replies[i]) for i in sites if not isinstance(replies[i], SiteLost)]
         combine_bn_statistics(run.net, got)
         self._lose([i for i in sites if isinstance(replies[i], SiteLost)], replies, r)
-        if run.split is None:
-            return {}
-        crossings = [x for x in run.split.crossings(c.size) if x.name != "label"]
-        sent = {}
-        for i in sites:  # forward only: the activations, no gradients, no labels
-            n = min(c.bn_calibration, by_id[i].n_train)
-            up0, down0 = run.wire.bytes_up, run.wire.bytes_down
-            for direction in ("up", "down"):
-                run.wire.account({x.name: torch.empty((n, *x.shape), dtype=x.dtype,
-                                                      device="meta")
-                                  for x in crossings if x.direction == direction},
-                                 direction, "calibration")
-            sent[i] = {"bytes_up": run.wire.bytes_up - up0,
-                       "bytes_down": run.wire.bytes_down - down0}
-        return sent
+        return count_calibration(run.wire, run.split, c.size,
+                                 {i: min(c.bn_calibration, by_id[i].n_train) for i in sites})
 
     def evaluate(self, r: int) -> None:
         """Every reachable site's overlap counts of the model (``run.counts``)."""
@@ -502,25 +513,16 @@ class Federation:
         """Run every round; write ``config.json``, ``checkpoint.pt`` and ``history.json``
         after each (as :func:`medseg_kit.federated.train` does); return the history."""
         c, out = self.config, self.out
-        ck = None
-        if out.exists() and not out.is_dir():
-            raise ValueError(f"{out} is a file; a run's output must be a folder")
-        remove_stale_temporaries(out, (CHECKPOINT, HISTORY, CONFIG))
-        if resume:
-            ck = load_checkpoint(out / CHECKPOINT, map_location="cpu", keys=CHECKPOINT_KEYS)
-            _check_resumable(ck, c, out / CHECKPOINT)
-        elif (out / CHECKPOINT).exists():
+        ck = open_run_folder(out, c, resume)
+        if not resume and (out / CHECKPOINT).exists():
             raise ValueError(f"{out} already holds a run; resume it or choose another out")
         self.discover()
         self.build()
         self.history = History(c.to_dict())
         start = 0
         if ck is not None:
-            self.strategy.load_state_dict(ck["strategy"])
-            self.history = History.from_json(ck["history"])
+            self.history = restore(ck, self.run, self.strategy, out / CHECKPOINT)
             self.history.config = c.to_dict()
-            self.run.wire.load_state_dict(ck["rng"]["wire"])
-            torch.set_rng_state(ck["rng"]["torch"])
             start = int(ck["round"]) + 1
             self.event(f"resumed after round {start - 1} (the sites' optimizer states "
                        "start afresh: they live in the previous run's Flower context)")
@@ -529,11 +531,8 @@ class Federation:
                                        "every label is sent to it")
         for r in range(start, c.rounds):
             t0 = time.perf_counter()
-            for opt in self.strategy.optimizers().values():
-                for group in opt.param_groups:
-                    group["lr"] = self.run.lr_at(r)
-            scheduled = self.run.active_sites(r)
-            active = [i for i in scheduled if i in self.alive]
+            set_lr(self.strategy, self.run.lr_at(r))
+            active = [i for i in self.run.active_sites(r) if i in self.alive]
             if len(self.alive) < self.min_sites:
                 message = (f"round {r}: {len(self.alive)} site(s) left "
                            f"({sorted(self.alive)}), fewer than min_sites={self.min_sites}; "
@@ -549,35 +548,17 @@ class Federation:
             for i in lost:
                 self._lose([i], {i: stats.pop(i)["why"]}, r)
             done = [i for i in active if i not in lost]
-            dropped = [s.id for s in self.run.sites if s.id not in done]
-            rejected = [i for i, st in stats.items() if st.get("status") == "rejected"]
-            if not active:
-                self.event(f"round {r}: every site dropped out; the global model is kept "
-                           "as it was")
-            elif dropped:
-                self.event(f"round {r}: site(s) {dropped} dropped out")
-            if rejected:
-                self.event(f"round {r}: update(s) of site(s) {rejected} rejected (NaN or "
-                           "Inf); not averaged")
-            for i, extra in self.calibrate(r, [i for i in done if i in self.alive]).items():
-                st = stats.setdefault(i, {})
-                for k, v in extra.items():
-                    st[k] = st.get(k, 0) + v
+            for message in fault_events(r, [s.id for s in self.run.sites], done, stats):
+                self.event(message)
+            add_bytes(stats, self.calibrate(r, [i for i in done if i in self.alive]))
             self.evaluate(r)
             seconds = time.perf_counter() - t0
-            self.history.records.extend(_round_records(self.run, self, r, done, stats,
-                                                       seconds))
+            self.history.records.extend(round_records(self.run, self, r, done, stats,
+                                                      seconds))
             g = self.history.rows()[-1]
             self.say(f"round {r + 1}/{c.rounds}: loss {g['train_loss']:.3f}, Dice "
                      f"{g['dice']:.3f}, {seconds:.1f} s")
-            if r == start:
-                out.mkdir(parents=True, exist_ok=True)
-                atomic_write(out / CONFIG, json.dumps(c.to_dict(), indent=1))
-            save_checkpoint(out / CHECKPOINT, {
-                "config": c.to_dict(), "round": r, "strategy": self.strategy.state_dict(),
-                "history": self.history.to_json(),
-                "rng": {"torch": torch.get_rng_state(), "wire": self.run.wire.state_dict()}})
-            atomic_write(out / HISTORY, self.history.to_json())
+            save_round(out, c, r, self.strategy, self.history, self.run, first=r == start)
         return self.history
 
 

@@ -17,8 +17,6 @@ Run config (``flower_app/pyproject.toml``, ``[tool.flwr.app.config]``; override 
 
 from __future__ import annotations
 
-import sys
-
 from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 
@@ -50,7 +48,9 @@ def main(grid: Grid, context: Context) -> None:
         fed.serve(resume=bool(cfg.get("resume", False)))
     except TooFewSites as e:
         say(f"STOPPED: {e}")
-        sys.exit(3)
+        # raised, not sys.exit(): Flower marks the run failed at once (with this reason)
+        # only for an Exception; a SystemExit left it running until its heartbeat expired
+        raise
     finally:
         fed.write_exchanges()
     say(f"done: {cfg['out']}/history.json; {len(fed.messenger.exchanges)} round trips")

@@ -184,6 +184,13 @@ class SiteWorker:
             self._batches, self._round = list(site_batches(self.run, site, r)), r
         return self._batches
 
+    def reseed(self, *key: int) -> None:
+        """Seed the site wire's generator (noise, row loss) from the run's seed, the site
+        and ``key`` (round, batch, step). The ClientApp is rebuilt for every message: with
+        one fixed seed, every message would draw the same noise."""
+        seq = np.random.SeedSequence([self.config.seed, self.site, *key])
+        self.wire.generator.manual_seed(int(seq.generate_state(1)[0]))
+
     def set_lr(self, lr: float) -> None:
         for g in self.opt.param_groups:
             g["lr"] = lr
@@ -306,9 +313,9 @@ def _front_penalty(c: RunConfig):
         return None
     import functools
 
-    from ..federated.run import _nopeek
+    from ..federated.run import nopeek
 
-    return functools.partial(_nopeek, c.nopeek)
+    return functools.partial(nopeek, c.nopeek)
 
 
 def check_supported(c: RunConfig) -> None:
