@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from medseg_kit.federated import RunConfig
-from medseg_kit.federated.run import Run, _nopeek
+from medseg_kit.federated.run import Run, nopeek
 from medseg_kit.federated.strategies import STRATEGY_CLASSES, RoundContext, make_strategy
 from medseg_kit.losses import make_loss
 from medseg_kit.models import create_model
@@ -196,7 +196,7 @@ def test_halves_through_numpy_messages_equal_the_one_function_protocol(name, van
 def test_halves_with_a_front_penalty_equal_the_one_function_protocol():
     net, cut, x, y = _setup("unet", vanilla=False)
     other = copy.deepcopy(net)
-    penalty = functools.partial(_nopeek, 0.3)
+    penalty = functools.partial(nopeek, 0.3)
     want = _reference(net, cut, x, y, _noisy_wire(), penalty)
     wire = _noisy_wire()
     got = _by_hand(other, cut, x, y, _wire_carry(wire, Split(other, *cut)), penalty)

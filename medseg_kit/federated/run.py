@@ -352,7 +352,6 @@ def nopeek(weight: float, x: torch.Tensor, sent: dict[str, torch.Tensor]) -> tor
     return weight * distance_correlation(x, z)
 
 
-_nopeek = nopeek  # the name tests/test_protocol_halves.py imports
 
 
 def resolve_data(c: RunConfig, progress: bool = True) -> SegData:
