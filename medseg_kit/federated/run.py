@@ -352,8 +352,6 @@ def nopeek(weight: float, x: torch.Tensor, sent: dict[str, torch.Tensor]) -> tor
     return weight * distance_correlation(x, z)
 
 
-
-
 def resolve_data(c: RunConfig, progress: bool = True) -> SegData:
     """Load ``c.dataset`` from ``c.data_root``, or synthesize it once and load that."""
     root = c.data_root or ensure_synthetic(c.dataset, c.n_images, c.seed, progress)
