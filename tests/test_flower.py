@@ -30,12 +30,11 @@ import torch
 
 pytest.importorskip("flwr")
 
-from medseg_kit.data.base import read_cache  # noqa: E402
+from medseg_kit.deployment import carries_raw, raw_planes  # noqa: E402
 from medseg_kit.federated import RunConfig, train  # noqa: E402
 from medseg_kit.federated.checkpoint import load_checkpoint  # noqa: E402
 from medseg_kit.flower import LocalFederation, prepare_sites  # noqa: E402
 from medseg_kit.flower.local import node_configs, run_on  # noqa: E402
-from medseg_kit.flower.site import TEST_FILE, TRAIN_FILE  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -160,33 +159,10 @@ def test_a_lost_site_is_dropped_and_too_few_sites_stop_the_run(runs):
     assert int(load_checkpoint(runs[1]["sflv2"]["checkpoint"])["round"]) == 1
 
 
-def _raw(work) -> np.ndarray:
-    """Every image channel (in [0, 1], as the model sees it) and mask of every site, as
-    a stack of H x W planes."""
-    planes = []
-    for folder in sorted((work / "sites").glob("site*")):
-        for name in (TRAIN_FILE, TEST_FILE):
-            d = read_cache(folder / name)
-            planes += [d.images[..., c].astype(np.float32) / 255.0
-                       for c in range(d.images.shape[-1])]
-            planes.append(d.masks.astype(np.float32))
-    return np.concatenate([p.reshape(-1, *p.shape[-2:]) for p in planes])
-
-
-def _carries_raw(array: np.ndarray, raw: np.ndarray) -> bool:
-    """True when some H x W plane of ``array`` equals an image channel or a mask."""
-    h, w = raw.shape[-2:]
-    if array.ndim < 2 or array.shape[-2:] != (h, w):
-        return False
-    planes = array.reshape(-1, h, w).astype(np.float32)
-    diff = np.abs(planes[:, None] - raw[None]).reshape(len(planes), len(raw), -1).max(-1)
-    return bool((diff < 1e-6).any())
-
-
 def test_no_message_carries_an_image_or_a_mask(runs):
     work = runs[0]
-    raw = _raw(work)
-    assert _carries_raw(raw[:2], raw)  # the check itself finds raw data where it is
+    raw = raw_planes(work / "sites")
+    assert carries_raw(raw[:2], raw)  # the check itself finds raw data where it is
     for strategy in ("sflv2", *ONE_ROUND):
         files = sorted((work / "messages" / strategy).glob("*.npz"))
         kinds = {f.name.split("-")[1] for f in files}
@@ -195,7 +171,7 @@ def test_no_message_carries_an_image_or_a_mask(runs):
         for f in files:
             with np.load(f) as z:
                 for name in z.files:
-                    assert not _carries_raw(z[name], raw), f"{f.name}: {name} is raw data"
+                    assert not carries_raw(z[name], raw), f"{f.name}: {name} is raw data"
                     full_size += z[name].shape[-2:] == raw.shape[-2:]
         if strategy != "fl":  # full-resolution activations were checked, not only weights
             assert full_size > 0, strategy
