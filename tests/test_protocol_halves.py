@@ -155,27 +155,25 @@ def _numpy_carry(tensors, direction, kind):
     return out
 
 
+def _through_the_step(other, cut, x, y, wire):
+    return _reference(other, cut, x, y, wire, step=split_train_step)
+
+
+def _through_the_halves(other, cut, x, y, wire):
+    return _by_hand(other, cut, x, y, _wire_carry(wire, Split(other, *cut)))
+
+
+@pytest.mark.parametrize("drive", [_through_the_step, _through_the_halves],
+                         ids=["split_train_step", "halves-by-hand"])
 @pytest.mark.parametrize("vanilla", [False, True], ids=["u-shaped", "vanilla"])
 @pytest.mark.parametrize("name", MODELS)
-def test_split_train_step_computes_what_the_one_function_protocol_did(name, vanilla):
+def test_the_protocol_through_a_wire_computes_what_the_one_function_protocol_did(
+        name, vanilla, drive):
     net, cut, x, y = _setup(name, vanilla)
     other = copy.deepcopy(net)
     wire_a, wire_b = _noisy_wire(), _noisy_wire()
     want = _reference(net, cut, x, y, wire_a)
-    got = _reference(other, cut, x, y, wire_b, step=split_train_step)
-    _assert_bitwise(got, want)
-    _assert_same_grads(other, net)
-    assert list(wire_b.counts.items()) == list(wire_a.counts.items())
-
-
-@pytest.mark.parametrize("vanilla", [False, True], ids=["u-shaped", "vanilla"])
-@pytest.mark.parametrize("name", MODELS)
-def test_halves_through_a_wire_equal_the_one_function_protocol(name, vanilla):
-    net, cut, x, y = _setup(name, vanilla)
-    other = copy.deepcopy(net)
-    wire_a, wire_b = _noisy_wire(), _noisy_wire()
-    want = _reference(net, cut, x, y, wire_a)
-    got = _by_hand(other, cut, x, y, _wire_carry(wire_b, Split(other, *cut)))
+    got = drive(other, cut, x, y, wire_b)
     _assert_bitwise(got, want)
     _assert_same_grads(other, net)
     assert list(wire_b.counts.items()) == list(wire_a.counts.items())
